@@ -1,0 +1,1 @@
+"""Conformance suites that vendors run against their own devices and servers (see the conformance issue)."""

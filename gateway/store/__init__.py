@@ -1,0 +1,13 @@
+"""Durable storage behind one repository interface: SQLite by default, PostgreSQL by URL."""
+
+from gateway.store.repository import (
+    MessageIdConflict,
+    Rejection,
+    Store,
+    StoredMessage,
+    StoreError,
+    normalise_url,
+    redact,
+)
+
+__all__ = ["MessageIdConflict", "Rejection", "Store", "StoreError", "StoredMessage", "normalise_url", "redact"]

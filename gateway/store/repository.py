@@ -1,0 +1,394 @@
+"""The repository: the one interface through which everything reads and writes persistent state.
+
+Append is idempotent on the envelope's key (protocol, peer, native id, version): appending a message that
+is already stored returns the stored record, marked as a duplicate, and changes nothing. Appends are
+batched in one transaction so a batch is stored entirely or not at all, and a message is durable when
+``append`` returns, which is when an adapter may acknowledge it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from gateway.model import PAYLOAD_TYPES, CanonicalObject, Envelope, MessageKind, utc_now
+from gateway.store.tables import STATE_TABLES, cursors, messages, rejections
+
+MAX_RAW_REJECTION = 64 * 1024
+_IN_CHUNK = 500  # bound on IN (...) lists: SQLite caps bound parameters per statement
+
+
+class StoreError(Exception):
+    """A store operation failed for a reason the caller can act on."""
+
+
+class MessageIdConflict(StoreError):
+    """A message id was reused for a different message (a different idempotency key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as the log holds it: its place in the log and whether this append was a duplicate."""
+
+    seq: int
+    envelope: Envelope
+    stored_at: datetime
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    id: int
+    at: datetime
+    protocol: str
+    peer: str
+    kind: str | None
+    reason: str
+    raw: str | None
+
+
+def key_hash(envelope: Envelope) -> str:
+    return hashlib.sha256(envelope.idempotency_key.encode()).hexdigest()
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people type (postgres://, postgresql://) and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; synchronous=FULL makes each commit durable before append
+    # returns (the acknowledgement promise), which batching keeps affordable.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=StaticPool if in_memory else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class Store:
+    """Persistent state behind one interface: SQLite by default, PostgreSQL by URL."""
+
+    def __init__(self, url: str = "sqlite:///tgw.db", *, migrate: bool = True) -> None:
+        self.url = normalise_url(url)
+        try:
+            self.engine = create_store_engine(self.url)
+        except Exception as exc:  # bad URL, missing driver
+            raise StoreError(f"cannot open the database at {redact(self.url)}: {exc}") from exc
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        if migrate:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (alembic)."""
+        from gateway.store.migrate import upgrade
+
+        try:
+            upgrade(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot reach the database at {redact(self.url)}: {exc.orig}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+            return True
+        except Exception:
+            return False
+
+    # -- appending -------------------------------------------------------------------------------------
+
+    def append(self, envelope: Envelope) -> StoredMessage:
+        return self.append_many([envelope])[0]
+
+    def append_many(self, envelopes: Sequence[Envelope]) -> list[StoredMessage]:
+        """Store a batch atomically; return one record per input, in order (duplicates marked)."""
+        if not envelopes:
+            return []
+        prepared = [_Prepared.of(envelope) for envelope in envelopes]
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    return self._append(conn, prepared)
+            except IntegrityError as exc:
+                # Either a message id reused for other content (the caller's error), or another writer stored
+                # one of these keys between our lookup and our insert (look again: it is a duplicate now).
+                if "message_id" in str(exc.orig) or attempt == 2:
+                    raise MessageIdConflict(_integrity_reason(exc)) from exc
+        raise AssertionError("unreachable")
+
+    def _append(self, conn: Connection, prepared: list[_Prepared]) -> list[StoredMessage]:
+        existing = self._existing(conn, [p.key_hash for p in prepared])
+        now = utc_now()
+        new: dict[str, _Prepared] = {}
+        for item in prepared:
+            if item.key_hash not in existing and item.key_hash not in new:
+                new[item.key_hash] = item
+        if new:
+            rows = [item.message_row(now) for item in new.values()]
+            result = conn.execute(
+                insert(messages).returning(messages.c.seq, messages.c.key_hash, sort_by_parameter_order=True), rows
+            )
+            seqs = {key: seq for seq, key in result}
+            self._update_state(conn, [(item, seqs[key]) for key, item in new.items()], now)
+        results: list[StoredMessage] = []
+        for item in prepared:
+            if item.key_hash in existing:
+                results.append(existing[item.key_hash])
+            else:
+                record = StoredMessage(seqs[item.key_hash], item.envelope, now, duplicate=False)
+                # A key that appears twice in one batch is stored once; its second appearance is a duplicate.
+                existing[item.key_hash] = _as_duplicate(record)
+                results.append(record)
+        return results
+
+    def _existing(self, conn: Connection, hashes: list[str]) -> dict[str, StoredMessage]:
+        found: dict[str, StoredMessage] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            query = select(messages.c.seq, messages.c.key_hash, messages.c.stored_at, messages.c.body).where(
+                messages.c.key_hash.in_(chunk)
+            )
+            for seq, key, stored_at, body in conn.execute(query):
+                found[key] = StoredMessage(seq, Envelope.model_validate_json(body), stored_at, duplicate=True)
+        return found
+
+    def _update_state(self, conn: Connection, items: list[tuple[_Prepared, int]], now: datetime) -> None:
+        latest: dict[tuple[MessageKind, str], tuple[_Prepared, int]] = {}
+        for item, seq in items:  # the batch's last version of an object is the one that counts
+            latest[(item.kind, item.envelope.payload.id)] = (item, seq)
+        by_kind: dict[MessageKind, list[dict[str, Any]]] = {}
+        for (kind, _), (item, seq) in latest.items():
+            by_kind.setdefault(kind, []).append(
+                STATE_TABLES[kind].row(item.envelope.payload, item.payload_json, seq, now)
+            )
+        for kind, rows in by_kind.items():
+            table = STATE_TABLES[kind].table
+            stmt = self._insert(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.id],
+                set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"},
+                # Concurrent writers may commit out of log order; the newest log entry always wins.
+                where=table.c.message_seq < stmt.excluded.message_seq,
+            )
+            conn.execute(stmt, rows)
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def get_message(self, message_id: str) -> StoredMessage | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(messages.c.seq, messages.c.stored_at, messages.c.body).where(messages.c.message_id == message_id)
+            ).first()
+        return None if row is None else StoredMessage(row.seq, Envelope.model_validate_json(row.body), row.stored_at)
+
+    def query_messages(
+        self,
+        *,
+        kind: MessageKind | None = None,
+        protocol: str | None = None,
+        peer: str | None = None,
+        entity_id: str | None = None,
+        correlation_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[StoredMessage]:
+        """Messages in log order, filtered; ``after_seq`` pages through the log (or resumes a consumer)."""
+        query = select(messages.c.seq, messages.c.stored_at, messages.c.body).where(messages.c.seq > after_seq)
+        for column, value in (
+            (messages.c.kind, kind.value if kind else None),
+            (messages.c.protocol, protocol),
+            (messages.c.peer, peer),
+            (messages.c.entity_id, entity_id),
+            (messages.c.correlation_id, correlation_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(messages.c.received_at >= since)
+        if until is not None:
+            query = query.where(messages.c.received_at < until)
+        query = query.order_by(messages.c.seq).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [StoredMessage(r.seq, Envelope.model_validate_json(r.body), r.stored_at) for r in rows]
+
+    def last_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.coalesce(func.max(messages.c.seq), 0))).scalar_one()
+
+    def get(self, kind: MessageKind, entity_id: str) -> CanonicalObject | None:
+        """The current state of one object (the payload of its newest message)."""
+        table = STATE_TABLES[kind].table
+        with self.engine.connect() as conn:
+            body = conn.execute(select(table.c.body).where(table.c.id == entity_id)).scalar_one_or_none()
+        return None if body is None else PAYLOAD_TYPES[kind].model_validate_json(body)  # type: ignore[return-value]
+
+    def exists(self, kind: MessageKind, entity_id: str) -> bool:
+        table = STATE_TABLES[kind].table
+        with self.engine.connect() as conn:
+            return conn.execute(select(table.c.id).where(table.c.id == entity_id)).first() is not None
+
+    def list(
+        self, kind: MessageKind, *, filters: dict[str, str] | None = None, limit: int = 100, offset: int = 0
+    ) -> list[CanonicalObject]:
+        """Current objects of one kind, filtered on the kind's indexed columns, in id order."""
+        state = STATE_TABLES[kind]
+        query = select(state.table.c.body)
+        for name, value in (filters or {}).items():
+            if name not in state.columns:
+                raise StoreError(f"{kind.value} cannot be filtered by '{name}'; try one of {sorted(state.columns)}")
+            query = query.where(state.table.c[name] == value)
+        query = query.order_by(state.table.c.id).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            bodies = conn.execute(query).scalars().all()
+        model = PAYLOAD_TYPES[kind]
+        return [model.model_validate_json(body) for body in bodies]  # type: ignore[misc]
+
+    def filterable(self, kind: MessageKind) -> list[str]:
+        return sorted(STATE_TABLES[kind].columns)
+
+    # -- rejections and cursors --------------------------------------------------------------------------
+
+    def record_rejection(
+        self, *, protocol: str, peer: str, reason: str, raw: str | bytes | None = None, kind: str | None = None
+    ) -> int:
+        """Keep bad input and why it was refused, for the sender's operator and for audits."""
+        if isinstance(raw, bytes):
+            raw = raw[:MAX_RAW_REJECTION].decode("utf-8", errors="replace")
+        elif raw is not None:
+            raw = raw[:MAX_RAW_REJECTION]
+        row = {"at": utc_now(), "protocol": protocol, "peer": peer, "kind": kind, "reason": reason, "raw": raw}
+        with self.engine.begin() as conn:
+            return conn.execute(insert(rejections).returning(rejections.c.id), row).scalar_one()
+
+    def rejections(self, *, limit: int = 100, protocol: str | None = None) -> list[Rejection]:
+        query = select(rejections).order_by(rejections.c.id.desc()).limit(limit)
+        if protocol is not None:
+            query = query.where(rejections.c.protocol == protocol)
+        with self.engine.connect() as conn:
+            return [Rejection(**row._mapping) for row in conn.execute(query)]
+
+    def get_cursor(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(cursors.c.seq).where(cursors.c.name == name)).scalar_one_or_none()
+        return value or 0
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        """Remember how far a consumer (e.g. the MQTT bridge) got; it never moves backwards."""
+        now = utc_now()
+        with self.engine.begin() as conn:
+            stmt = self._insert(cursors).values(name=name, seq=seq, updated_at=now)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[cursors.c.name],
+                    set_={"seq": stmt.excluded.seq, "updated_at": stmt.excluded.updated_at},
+                    where=cursors.c.seq < stmt.excluded.seq,
+                )
+            )
+
+    def counts(self) -> dict[str, int]:
+        """Current objects per kind, for summaries and health."""
+        with self.engine.connect() as conn:
+            return {
+                kind.value: conn.execute(select(func.count()).select_from(state.table)).scalar_one()
+                for kind, state in STATE_TABLES.items()
+            }
+
+
+@dataclass(slots=True)
+class _Prepared:
+    envelope: Envelope
+    kind: MessageKind
+    key_hash: str
+    body: str
+    payload_json: str
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> _Prepared:
+        if envelope.source is None:
+            raise StoreError("a message needs a source before it is stored (see Envelope.with_source)")
+        payload_json = envelope.payload.model_dump_json()
+        return cls(envelope, envelope.message_kind, key_hash(envelope), envelope.model_dump_json(), payload_json)
+
+    def message_row(self, now: datetime) -> dict[str, Any]:
+        env = self.envelope
+        source = env.source
+        assert source is not None
+        return {
+            "message_id": env.message_id,
+            "key_hash": self.key_hash,
+            "kind": self.kind.value,
+            "entity_id": env.payload.id,
+            "protocol": source.protocol,
+            "peer": source.peer,
+            "native_id": source.native_id,
+            "version": source.version,
+            "correlation_id": env.correlation_id,
+            "received_at": env.received_at,
+            "stored_at": now,
+            "body": self.body,
+        }
+
+
+def _as_duplicate(record: StoredMessage) -> StoredMessage:
+    return StoredMessage(record.seq, record.envelope, record.stored_at, duplicate=True)
+
+
+def _integrity_reason(exc: IntegrityError) -> str:
+    text = str(exc.orig)
+    if "message_id" in text:
+        return "message_id is already used by a different message; use a new message_id for new content"
+    return f"the message conflicts with a stored one: {text.splitlines()[0]}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+__all__ = [
+    "MessageIdConflict",
+    "Rejection",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "normalise_url",
+    "redact",
+]
