@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from gateway.model.base import (
     CanonicalModel,
@@ -25,7 +25,7 @@ from gateway.model.base import (
     new_id,
     utc_now,
 )
-from gateway.model.intervals import Interval, Resolution, check_strip, interval_end
+from gateway.model.intervals import Interval, Resolution, TimeZoneName, check_strip, interval_end
 from gateway.model.products import EnergyProduct, Product, ReactiveEnergyProduct
 from gateway.model.units import EnergyUnit, PowerUnit
 
@@ -84,29 +84,46 @@ class Tender(_Priced):
     product: Product = Field(default_factory=EnergyProduct)
     location_id: Identifier
     resolution: Resolution = Resolution.HOUR
-    time_zone: str = "UTC"
+    time_zone: TimeZoneName = "UTC"
     rows: list[TenderRow] = Field(min_length=1, max_length=10_000)
     expires_at: UtcDatetime | None = None
     all_or_none: bool = False
     status: TenderStatus = TenderStatus.OPEN
     created_at: UtcDatetime = Field(default_factory=utc_now)
 
+    @field_validator("rows")
+    @classmethod
+    def _rows_form_a_strip(cls, rows: list[TenderRow], info: ValidationInfo) -> list[TenderRow]:
+        resolution = info.data.get("resolution")
+        time_zone = info.data.get("time_zone")
+        if resolution is None or time_zone is None:  # already reported on those fields
+            return rows
+
+        def normalise(index: int, start: datetime) -> None:
+            object.__setattr__(rows[index], "start", start)
+
+        check_strip([row.start for row in rows], resolution, time_zone, set_start=normalise)
+        return rows
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_in_time(cls, expires_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        rows, resolution, time_zone = (info.data.get(k) for k in ("rows", "resolution", "time_zone"))
+        if expires_at is None or not rows or resolution is None or time_zone is None:
+            return expires_at
+        last_end = interval_end(rows[-1].start, resolution, time_zone)
+        if expires_at > last_end:
+            # A tender may stay open into its intervals (spot), never past the end of the last one.
+            raise ValueError(
+                f"expires_at {expires_at.isoformat()} is after the end of the tender's last interval"
+                f" ({last_end.isoformat()})"
+            )
+        return expires_at
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         self._check_units(self.product)
-        check_strip([row.start for row in self.rows], self.resolution, self.time_zone, set_start=self._set_start)
-        if self.expires_at is not None:
-            last_end = interval_end(self.rows[-1].start, self.resolution, self.time_zone)
-            if self.expires_at > last_end:
-                # A tender may stay open into its intervals (spot), never past the end of the last one.
-                raise ValueError(
-                    f"expires_at {self.expires_at.isoformat()} is after the end of the tender's last interval"
-                    f" ({last_end.isoformat()})"
-                )
         return self
-
-    def _set_start(self, index: int, start: datetime) -> None:
-        object.__setattr__(self.rows[index], "start", start)
 
     def interval(self, row: TenderRow) -> Interval:
         """The uniform interval of one row."""

@@ -9,5 +9,15 @@ from gateway.store.repository import (
     normalise_url,
     redact,
 )
+from gateway.store.tables import STATE_FILTERS
 
-__all__ = ["MessageIdConflict", "Rejection", "Store", "StoreError", "StoredMessage", "normalise_url", "redact"]
+__all__ = [
+    "STATE_FILTERS",
+    "MessageIdConflict",
+    "Rejection",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "normalise_url",
+    "redact",
+]

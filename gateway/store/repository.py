@@ -276,9 +276,6 @@ class Store:
         model = PAYLOAD_TYPES[kind]
         return [model.model_validate_json(body) for body in bodies]  # type: ignore[misc]
 
-    def filterable(self, kind: MessageKind) -> list[str]:
-        return sorted(STATE_TABLES[kind].columns)
-
     # -- rejections and cursors --------------------------------------------------------------------------
 
     def record_rejection(

@@ -156,3 +156,6 @@ STATE_TABLES: dict[MessageKind, StateTable] = {
     ),
     MessageKind.RESPONSE: _state(MessageKind.RESPONSE, subject_id=lambda r: r.subject.id, status=_attr("status")),
 }
+
+STATE_FILTERS: dict[MessageKind, list[str]] = {kind: sorted(state.columns) for kind, state in STATE_TABLES.items()}
+"""The columns each kind's current state can be filtered by (the API turns them into query parameters)."""

@@ -1,0 +1,122 @@
+"""The FastAPI application: canonical REST, health, and the lifecycle of the store, bus and MQTT bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from gateway import __version__
+from gateway.api import errors
+from gateway.api.limits import BodyLimit
+from gateway.api.routes_entities import PATHS, cancel_router, entity_router
+from gateway.api.routes_messages import router as messages_router
+from gateway.api.schemas import DatabaseHealth, Health, MqttHealth, RejectionOut
+from gateway.bus import Bus
+from gateway.config import Settings
+from gateway.ingest import Ingestor
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+One canonical transactive message model between OpenADR, IEEE 2030.5, Energy Interoperation/TeMIX and CIM.
+
+* **/v1/messages** is the message log: post any canonical message (in its envelope), read it back by kind,
+  source and time. Every message is stored durably and idempotently before the response is sent.
+* **/v1/parties, /v1/locations, /v1/resources, /v1/tenders, /v1/controls, ...** hold the current state of
+  each object; POST stores a new version through the same checked path.
+* Errors are 4xx with field-level reasons (`detail[].loc`, `detail[].msg`); refused input is recorded and
+  can be read at **/v1/rejections**.
+"""
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """Build the app. Pass ``store`` to share an already-open store (tests, the demo); else it opens one."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_store = store is None
+        app.state.store = store if store is not None else await asyncio.to_thread(Store, settings.database_url)
+        app.state.bus = Bus()
+        app.state.bus.bind(asyncio.get_running_loop())
+        app.state.ingestor = Ingestor(app.state.store, app.state.bus)
+        app.state.mqtt = None
+        if settings.mqtt_url:
+            from gateway.protocols.mqtt import MqttBridge, parse_mqtt_url
+
+            app.state.mqtt = MqttBridge(
+                parse_mqtt_url(settings.mqtt_url), store=app.state.store, ingestor=app.state.ingestor, bus=app.state.bus
+            )
+            await app.state.mqtt.start()
+        try:
+            yield
+        finally:
+            if app.state.mqtt is not None:
+                await app.state.mqtt.stop()
+            await app.state.bus.close()
+            if own_store:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="Transactive Gateway",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "health", "description": "Liveness and readiness"},
+            {"name": "messages", "description": "The canonical message log"},
+            *({"name": path, "description": f"Current state of {kind.value} objects"} for kind, path in PATHS.items()),
+        ],
+    )
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.get("/health", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+    async def health(request: Request) -> JSONResponse:
+        """Ready when the database answers and, if a broker is configured, the MQTT bridge is connected."""
+        store: Store = request.app.state.store
+        db_ok = await asyncio.to_thread(store.ping)
+        mqtt = request.app.state.mqtt
+        mqtt_health = MqttHealth(enabled=mqtt is not None)
+        if mqtt is not None:
+            mqtt_health = MqttHealth(enabled=True, connected=mqtt.connected, published_seq=mqtt.published_seq)
+        ok = db_ok and (mqtt is None or mqtt.connected)
+        body = Health(
+            status="ok" if ok else "degraded",
+            version=__version__,
+            database=DatabaseHealth(
+                ok=db_ok,
+                backend=store.engine.dialect.name,
+                log_seq=await asyncio.to_thread(store.last_seq) if db_ok else None,
+            ),
+            mqtt=mqtt_health,
+            bus_published=request.app.state.bus.published,
+            counts=await asyncio.to_thread(store.counts) if db_ok else {},
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+
+    @app.get("/v1/rejections", response_model=list[RejectionOut], tags=["messages"])
+    async def rejections(
+        request: Request,
+        protocol: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[RejectionOut]:
+        """Input the gateway refused, newest first, with the reason it gave the sender."""
+        found = await asyncio.to_thread(request.app.state.store.rejections, limit=limit, protocol=protocol)
+        return [
+            RejectionOut(id=r.id, at=r.at, protocol=r.protocol, peer=r.peer, kind=r.kind, reason=r.reason)
+            for r in found
+        ]
+
+    app.include_router(messages_router)
+    app.include_router(cancel_router())
+    for kind in PATHS:
+        app.include_router(entity_router(kind))
+    return app

@@ -1,0 +1,160 @@
+"""`tgw`: the command line of the Transactive Gateway.
+
+Errors a person can act on are printed as one line on stderr with a non-zero exit, never a traceback;
+scripts rely on the contracts in DESIGN.md (translate prints to stdout, exits non-zero on bad input).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from gateway import __version__
+from gateway.config import DEFAULT_DATABASE_URL, Settings
+
+app = typer.Typer(
+    name="tgw",
+    help="Transactive Gateway: OpenADR, IEEE 2030.5, EI/TeMIX and CIM through one canonical transactive model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="TGW_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="TGW_PORT", min=1, max=65535, help="TCP port.")] = 8080,
+    database_url: Annotated[
+        str, typer.Option(envvar="TGW_DATABASE_URL", help="sqlite:///path.db or postgresql://user:pw@host/db")
+    ] = DEFAULT_DATABASE_URL,
+    mqtt_url: Annotated[
+        str | None, typer.Option(envvar="TGW_MQTT_URL", help="mqtt://host:1883 (none: run without a broker)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(envvar="TGW_LOG_LEVEL")] = "info",
+) -> None:
+    """Run the gateway: REST API (docs at /docs), canonical store, and the MQTT bridge when a broker is given."""
+    import uvicorn
+
+    from gateway.api import create_app
+    from gateway.store import Store, StoreError, redact
+
+    settings = Settings(host=host, port=port, database_url=database_url, mqtt_url=mqtt_url or None)
+    if settings.mqtt_url:
+        from gateway.protocols.mqtt import parse_mqtt_url
+
+        try:
+            parse_mqtt_url(settings.mqtt_url)
+        except ValueError as exc:
+            fail(str(exc))
+    try:
+        store = Store(settings.database_url)  # open and migrate up front: a bad URL fails here, readably
+    except StoreError as exc:
+        fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
+    console.print(f"[bold]Transactive Gateway {__version__}[/]")
+    console.print(f"  API      http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    console.print(f"  database {redact(settings.database_url)}")
+    console.print(f"  MQTT     {settings.mqtt_url or 'none (no broker configured)'}")
+    config = uvicorn.Config(create_app(settings, store=store), host=host, port=port, log_level=log_level)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the demo database here (default: a temporary folder).")
+    ] = None,
+) -> None:
+    """Run the guided scenario: a small feeder, its parties and DER, tenders and controls through the API."""
+    from gateway.demo import run_demo
+
+    # Piped or captured output (CI logs, `| less`) would get rich's 80-column default and truncated tables.
+    run_demo(console if console.is_terminal else Console(width=120), directory)
+
+
+@app.command()
+def schema(
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to write to (default: this installation's schemas/canonical).")
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Only report stale files; exit 1 if any.")] = False,
+) -> None:
+    """Generate the JSON Schema of the canonical model."""
+    from gateway import schema as schema_module
+    from gateway.resources import schemas_dir
+
+    target = out or schemas_dir() / "canonical"
+    if check:
+        stale = schema_module.stale(target)
+        if stale:
+            fail(f"schemas in {target} are stale: {', '.join(stale)}; run `tgw schema` to regenerate")
+        console.print(f"schemas in {target} are up to date")
+        return
+    written = schema_module.write(target)
+    console.print(f"wrote {len(written)} schemas to {target}")
+
+
+@app.command()
+def translate(
+    file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")],
+    source: Annotated[str, typer.Option("--from", help="Protocol of the input.")],
+    target: Annotated[str, typer.Option("--to", help="Protocol to translate into.")],
+) -> None:
+    """Translate one message (or a list) between protocols; prints the result to stdout."""
+    from gateway.protocols.registry import TranslationError
+    from gateway.protocols.registry import translate as run
+
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        sys.stdout.buffer.write(run(data, source, target))
+    except TranslationError as exc:
+        fail(f"{file}: {exc}")
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[str, typer.Option(envvar="TGW_DATABASE_URL")] = DEFAULT_DATABASE_URL,
+) -> None:
+    """Create or upgrade the database schema (serve does this too; run it alone before rolling out many gateways)."""
+    from gateway.store import Store, StoreError, redact
+
+    try:
+        Store(database_url).close()
+    except StoreError as exc:
+        fail(str(exc))
+    console.print(f"database {redact(database_url)} is at the newest schema")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

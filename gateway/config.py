@@ -1,0 +1,18 @@
+"""Runtime settings of a gateway process, from command-line options or the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///tgw.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `tgw serve` needs. No MQTT URL means no broker: the gateway runs without the MQTT bridge."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = DEFAULT_DATABASE_URL
+    mqtt_url: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024

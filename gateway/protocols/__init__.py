@@ -1,0 +1,1 @@
+"""Protocol adapters: one package per interface (codec, mapper, service), meeting only in gateway.model."""

@@ -1,0 +1,1 @@
+"""The canonical JSON form itself, as a translation endpoint (validate and normalise)."""
