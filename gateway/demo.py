@@ -8,13 +8,9 @@ summary of what was stored and published. Later issues extend this scenario with
 
 from __future__ import annotations
 
-import socket
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,13 +18,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import uvicorn
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
 from gateway.api import create_app
+from gateway.api.server import serve_in_thread
 from gateway.config import Settings
 
 MARKET = "maple-dam"
@@ -109,34 +105,6 @@ RESOURCES = [
         "ratings": {"max_kw": 90},
     },
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_gateway(database_url: str) -> Iterator[str]:
-    """The real gateway (uvicorn + the app) on a loopback port in a background thread."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(Settings(database_url=database_url)), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="tgw-demo-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the demo gateway did not start; see the messages above")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def tomorrow_hours() -> list[datetime]:
@@ -264,7 +232,8 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
     )
     hours = tomorrow_hours()
     started = time.perf_counter()
-    with running_gateway(database_url) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+    app = create_app(Settings(database_url=database_url))
+    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         console.print(f"gateway listening on {base_url}  (OpenAPI docs at {base_url}/docs while it runs)\n")
         steps: list[tuple[str, str, list[Any]]] = [
             ("parties", "/v1/parties", PARTIES),

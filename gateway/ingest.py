@@ -34,7 +34,11 @@ from gateway.store import Store, StoredMessage
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a message was refused, pointing at the field (as a JSON path) that caused it."""
+    """One reason a message was refused, pointing at the field that caused it.
+
+    ``loc`` is a JSON path from the batch: (index, "payload", field, ...); each edge presents it in its own
+    terms (the REST API drops the index for single messages).
+    """
 
     loc: tuple[str | int, ...]
     msg: str
@@ -107,7 +111,7 @@ class Ingestor:
         problems: list[Problem] = []
         for index, envelope in enumerate(envelopes):
             payload = envelope.payload
-            base: tuple[str | int, ...] = ("payload",) if len(envelopes) == 1 else (index, "payload")
+            base: tuple[str | int, ...] = (index, "payload")
             for kind, ref_id, loc in references(payload):
                 if (kind, ref_id) not in pending and not self.store.exists(kind, ref_id):
                     problems.append(Problem((*base, *loc), f"unknown {kind.value} '{ref_id}'"))

@@ -55,10 +55,11 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
 
 
 async def on_rejected(request: Request, exc: Rejected) -> JSONResponse:
-    prefix = getattr(request.state, "loc_prefix", ("body",))
-    errors = [
-        {"loc": [*prefix, *problem.loc[1:]], "msg": problem.msg, "type": problem.type} for problem in exc.problems
-    ]
+    # How the endpoint's body relates to the batch-relative path (index, "payload", field...): an entity
+    # endpoint's body is the payload, /v1/messages' body is one envelope, /v1/messages/batch's is the list.
+    style = getattr(request.state, "body_is", "payload")
+    skip = {"payload": 2, "envelope": 1, "batch": 0}[style]
+    errors = [{"loc": ["body", *p.loc[skip:]], "msg": p.msg, "type": p.type} for p in exc.problems]
     _record(request, str(exc))
     return JSONResponse(status_code=422, content={"detail": errors})
 

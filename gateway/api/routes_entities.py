@@ -45,7 +45,7 @@ PATHS: dict[MessageKind, str] = {
 
 
 async def store_payload(request: Request, response: Response, payload: CanonicalModel) -> StoredMessageOut:
-    request.state.loc_prefix = ("body",)
+    request.state.body_is = "payload"
     envelope = Envelope(payload=payload)  # type: ignore[arg-type]
     [record] = await request.app.state.ingestor.ingest([envelope], protocol="api", peer=client_peer(request))
     if record.duplicate:

@@ -25,7 +25,7 @@ MAX_BATCH = 1000
 )
 async def post_message(envelope: Envelope, request: Request, response: Response) -> StoredMessageOut:
     """Store one canonical message and publish it. Resending the same message returns the stored record (200)."""
-    request.state.loc_prefix = ("body", "payload")
+    request.state.body_is = "envelope"
     [record] = await request.app.state.ingestor.ingest([envelope], protocol="api", peer=client_peer(request))
     if record.duplicate:
         response.status_code = 200
@@ -37,7 +37,7 @@ async def post_messages(
     envelopes: Annotated[list[Envelope], Body(min_length=1, max_length=MAX_BATCH)], request: Request
 ) -> list[StoredMessageOut]:
     """Store up to 1,000 messages atomically: all of them, or none when any is refused."""
-    request.state.loc_prefix = ("body",)
+    request.state.body_is = "batch"
     records = await request.app.state.ingestor.ingest(envelopes, protocol="api", peer=client_peer(request))
     return [StoredMessageOut.of(r) for r in records]
 

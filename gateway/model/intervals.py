@@ -72,8 +72,10 @@ class IntervalError(ValueError):
 def market_zone(name: str) -> ZoneInfo:
     """The IANA time zone a market's calendar intervals are defined in (cached: zone loads cost ~50 us)."""
     try:
+        if len(name) > 64:  # IANA names are short; a long one would reach the file system as a path
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise IntervalError(f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)") from None
 
 
@@ -231,7 +233,9 @@ def floor_to_boundary(instant: datetime, resolution: Resolution, time_zone: str 
             return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
         local = instant.astimezone(market_zone(time_zone))
         into = (local.minute * 60 + local.second) % seconds
-        return (local.replace(microsecond=0) - timedelta(seconds=into)).astimezone(UTC)
+        # Step back on the UTC instant, not on the wall clock: wall-clock arithmetic drops ``fold``, so in
+        # the repeated hour of a DST fall-back it would land in the first pass of that hour (an hour early).
+        return instant.replace(microsecond=0) - timedelta(seconds=into)
     zone = market_zone(time_zone)
     local_day = instant.astimezone(zone).date()
     if resolution is Resolution.MONTH:

@@ -1,0 +1,153 @@
+"""The `tgw` command as users and scripts run it: a subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.api.server import free_port
+from gateway.model import MessageKind
+from gateway.store import Store
+
+TGW = shutil.which("tgw", path=str(Path(sys.executable).parent)) or "tgw"
+
+
+def tgw(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TGW, *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Non-zero exit, an actionable message on stderr, no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "error:" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+TENDER = {
+    "object_type": "tender",
+    "id": "t1",
+    "market_id": "m1",
+    "party_id": "p1",
+    "side": "buy",
+    "location_id": "sp1",
+    "rows": [{"start": "2030-01-07T01:00:00+01:00", "quantity": 2.5, "price": "0.10"}],
+}
+
+
+def test_translate_canonical_normalises(tmp_path: Path) -> None:
+    source = tmp_path / "tender.json"
+    source.write_text(json.dumps(TENDER))
+    result = tgw("translate", "--from", "canonical", "--to", "canonical", str(source))
+    assert result.returncode == 0, result.stderr
+    envelope = json.loads(result.stdout)
+    assert envelope["kind"] == "tender"
+    assert envelope["payload"]["rows"][0]["start"] == "2030-01-07T00:00:00Z"  # normalised to UTC
+    assert envelope["payload"]["rows"][0]["quantity"] == "2.5"  # exact decimal as a string
+    from_stdin = tgw(
+        "translate", "--from", "canonical", "--to", "canonical", "-", stdin=json.dumps([TENDER, TENDER]).encode()
+    )
+    assert len(json.loads(from_stdin.stdout)) == 2
+
+
+def test_translate_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**TENDER, "rows": [{"start": "2030-01-07T00:10:00Z", "quantity": 1, "price": 1}]}))
+    assert_clean_failure(tgw("translate", "--from", "canonical", "--to", "canonical", str(bad)), "PT1H boundary")
+    (tmp_path / "notjson").write_text("<oadrPayload/>")
+    assert_clean_failure(
+        tgw("translate", "--from", "canonical", "--to", "canonical", str(tmp_path / "notjson")), "not JSON"
+    )
+    assert_clean_failure(
+        tgw("translate", "--from", "klingon", "--to", "canonical", str(bad)), "unknown protocol 'klingon'", "canonical"
+    )
+    assert_clean_failure(
+        tgw("translate", "--from", "canonical", "--to", "canonical", str(tmp_path / "missing.json")), "cannot read"
+    )
+
+
+def test_schema_check_detects_stale_files(tmp_path: Path) -> None:
+    assert tgw("schema", "--check").returncode == 0
+    assert_clean_failure(tgw("schema", "--check", "--out", str(tmp_path)), "stale", "tgw schema")
+    assert tgw("schema", "--out", str(tmp_path)).returncode == 0
+    assert tgw("schema", "--check", "--out", str(tmp_path)).returncode == 0
+    (tmp_path / "tender.schema.json").write_text("{}")
+    assert_clean_failure(tgw("schema", "--check", "--out", str(tmp_path)), "tender.schema.json")
+
+
+def test_migrate_and_unreachable_database(tmp_path: Path) -> None:
+    assert tgw("migrate", "--database-url", f"sqlite:///{tmp_path / 'x.db'}").returncode == 0
+    unreachable = f"postgresql://tgw:s3cret@127.0.0.1:{free_port()}/tgw"
+    result = tgw("migrate", "--database-url", unreachable)
+    assert_clean_failure(result, "cannot reach the database")
+    assert "s3cret" not in result.stderr
+
+
+def test_serve_refuses_a_bad_broker_url(tmp_path: Path) -> None:
+    result = tgw("serve", "--database-url", f"sqlite:///{tmp_path / 'x.db'}", "--mqtt-url", "http://nope")
+    assert_clean_failure(result, "mqtt://")
+
+
+def test_serve_from_environment_answers_http(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "TGW_PORT": str(port), "TGW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
+    process = subprocess.Popen([TGW, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "tgw serve did not answer within 30 s"
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        created = httpx.post(f"http://127.0.0.1:{port}/v1/parties", json={"id": "p", "name": "P", "roles": ["iso"]})
+        assert created.status_code == 201
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert Store(env["TGW_DATABASE_URL"]).counts()["party"] == 1
+
+
+def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
+    result = tgw("demo", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "duplicate=True" in result.stdout
+    assert "unknown party 'mallory'" in result.stdout
+    assert "not on a PT1H boundary" in result.stdout
+    store = Store(f"sqlite:///{tmp_path / 'tgw-demo.db'}")
+    counts = store.counts()
+    assert (counts["party"], counts["location"], counts["resource"], counts["tender"], counts["control"]) == (
+        6,
+        9,
+        5,
+        5,
+        2,
+    )
+    assert counts["operating_envelope"] == 1
+    assert store.get(MessageKind.TENDER, "chen-morning").status.value == "cancelled"  # type: ignore[union-attr]
+    assert len(store.rejections()) == 2
+
+
+@pytest.mark.parametrize("args", [["--help"], ["version"]])
+def test_help_and_version(args: list[str]) -> None:
+    result = tgw(*args)
+    assert result.returncode == 0 and result.stdout.strip()
