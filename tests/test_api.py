@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -233,3 +235,11 @@ def test_acknowledged_messages_survive_a_restart(store_url: str) -> None:
         assert httpx.get(f"{url}/v1/parties/alice").json()["name"] == "Alice"
         assert httpx.post(f"{url}/v1/parties", json=party()).json()["duplicate"] is True
     assert Store(store_url).counts()[MessageKind.PARTY.value] == 1
+
+
+def test_example_batch_is_accepted_whole(http: httpx.Client) -> None:
+    batch = json.loads((Path(__file__).resolve().parents[1] / "examples" / "maple-feeder.batch.json").read_text())
+    response = http.post("/v1/messages/batch", json=batch)
+    assert response.status_code == 201, response.text
+    assert [m["kind"] for m in response.json()].count("location") == 6
+    assert http.get("/v1/tenders/vp-tariff-example").json()["time_zone"] == "America/Los_Angeles"
