@@ -115,8 +115,8 @@ def translate(
     target: Annotated[str, typer.Option("--to", help="Protocol to translate into.")],
 ) -> None:
     """Translate one message (or a list) between protocols; prints the result to stdout."""
-    from gateway.protocols.registry import TranslationError
-    from gateway.protocols.registry import translate as run
+    from gateway.translation import TranslationError
+    from gateway.translation import translate as run
 
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()

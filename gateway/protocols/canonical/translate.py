@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.model import Envelope
 from gateway.model.envelope import Payload
-from gateway.protocols.registry import TranslationError, Translator, register
+from gateway.translation import TranslationError, Translator, register
 
 _payload = TypeAdapter(Payload)
 

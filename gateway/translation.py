@@ -1,4 +1,4 @@
-"""Registry of translators for `tgw translate --from P --to Q`.
+"""Registry of translators for `tgw translate --from P --to Q` (shared infrastructure, not an adapter).
 
 Each protocol package that can translate files ships a ``translate`` module that calls :func:`register`.
 The registry finds them by looking for ``gateway.protocols.<name>.translate``, so adding an adapter needs
