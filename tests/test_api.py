@@ -243,3 +243,12 @@ def test_example_batch_is_accepted_whole(http: httpx.Client) -> None:
     assert response.status_code == 201, response.text
     assert [m["kind"] for m in response.json()].count("location") == 6
     assert http.get("/v1/tenders/vp-tariff-example").json()["time_zone"] == "America/Los_Angeles"
+
+
+def test_metrics_are_prometheus_text(http: httpx.Client) -> None:
+    seed(http)
+    text = http.get("/metrics").text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert samples["tgw_database_up"] == "1"
+    assert samples['tgw_objects{kind="location"}'] == "2"
+    assert int(samples["tgw_log_seq"]) == 3 and int(samples["tgw_bus_published_total"]) == 3

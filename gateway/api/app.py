@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from gateway import __version__
 from gateway.api import errors
 from gateway.api.limits import BodyLimit
+from gateway.api.metrics import router as metrics_router
 from gateway.api.routes_entities import PATHS, cancel_router, entity_router
 from gateway.api.routes_messages import router as messages_router
 from gateway.api.schemas import DatabaseHealth, Health, MqttHealth, RejectionOut
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             for r in found
         ]
 
+    app.include_router(metrics_router)
     app.include_router(messages_router)
     app.include_router(cancel_router())
     for kind in PATHS:
