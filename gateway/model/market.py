@@ -13,7 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from typing_extensions import TypedDict
 
 from gateway.model.base import (
     CanonicalModel,
@@ -44,10 +45,17 @@ class TenderStatus(StrEnum):
     REJECTED = "rejected"
 
 
-class TenderRow(CanonicalModel):
-    """One interval of a tender: deliver ``quantity`` (a rate) from ``start`` for one resolution, at ``price``."""
+class TenderRow(TypedDict):
+    """One interval of a tender: deliver ``quantity`` (a rate) from ``start`` for one resolution, at ``price``.
 
-    start: AwareDatetime
+    A typed dict rather than a model: a tender may carry thousands of rows, and a model instance per row
+    cost a third of a 24-row tender's validation. It is still validated field by field (and strictly:
+    unknown keys are refused); read it as ``row["price"]``.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    start: UtcDatetime
     quantity: NonNegativeDecimal
     price: ExactDecimal
 
@@ -99,10 +107,7 @@ class Tender(_Priced):
         if resolution is None or time_zone is None:  # already reported on those fields
             return rows
 
-        def normalise(index: int, start: datetime) -> None:
-            object.__setattr__(rows[index], "start", start)
-
-        check_strip([row.start for row in rows], resolution, time_zone, set_start=normalise)
+        check_strip([row["start"] for row in rows], resolution, time_zone)
         return rows
 
     @field_validator("expires_at")
@@ -111,7 +116,7 @@ class Tender(_Priced):
         rows, resolution, time_zone = (info.data.get(k) for k in ("rows", "resolution", "time_zone"))
         if expires_at is None or not rows or resolution is None or time_zone is None:
             return expires_at
-        last_end = interval_end(rows[-1].start, resolution, time_zone)
+        last_end = interval_end(rows[-1]["start"], resolution, time_zone)
         if expires_at > last_end:
             # A tender may stay open into its intervals (spot), never past the end of the last one.
             raise ValueError(
@@ -127,7 +132,7 @@ class Tender(_Priced):
 
     def interval(self, row: TenderRow) -> Interval:
         """The uniform interval of one row."""
-        return Interval.model_construct(start=row.start, duration=self.resolution, time_zone=self.time_zone)
+        return Interval.model_construct(start=row["start"], duration=self.resolution, time_zone=self.time_zone)
 
     @property
     def intervals(self) -> list[Interval]:

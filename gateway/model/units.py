@@ -7,7 +7,8 @@ conversions happen here and nowhere else so that a scale bug has exactly one hom
 
 from __future__ import annotations
 
-from decimal import Decimal
+from contextlib import AbstractContextManager
+from decimal import Context, Decimal, getcontext, localcontext
 from enum import StrEnum
 
 
@@ -73,13 +74,22 @@ class UnitMismatch(ValueError):
     """Raised when a conversion would mix real and reactive quantities."""
 
 
+def _exact(value: Decimal) -> AbstractContextManager[Context]:
+    """A decimal context wide enough that scaling ``value`` by a power of ten (up to 10^6 here) rounds nothing.
+
+    The default context keeps 28 digits, so without this a 29-digit quantity would be rounded silently.
+    """
+    return localcontext(prec=max(getcontext().prec, len(value.as_tuple().digits) + 7))
+
+
 def convert_power(value: Decimal, from_unit: PowerUnit, to_unit: PowerUnit) -> Decimal:
     """Convert a rate exactly (Decimal arithmetic, no float round trip)."""
     if from_unit.is_reactive != to_unit.is_reactive:
         raise UnitMismatch(f"cannot convert {from_unit} to {to_unit}: real and reactive power differ")
     if from_unit is to_unit:
         return value
-    return value * from_unit.watts_per_unit / to_unit.watts_per_unit
+    with _exact(value):
+        return value * from_unit.watts_per_unit / to_unit.watts_per_unit
 
 
 def convert_price(value: Decimal, per: EnergyUnit, to_per: EnergyUnit) -> Decimal:
@@ -88,17 +98,21 @@ def convert_price(value: Decimal, per: EnergyUnit, to_per: EnergyUnit) -> Decima
         raise UnitMismatch(f"cannot convert a price per {per} to a price per {to_per}")
     if per is to_per:
         return value
-    return value * to_per.wh_per_unit / per.wh_per_unit
+    with _exact(value):
+        return value * to_per.wh_per_unit / per.wh_per_unit
 
 
 def scaled_integer_to_decimal(value: int, scale: int) -> Decimal:
     """Exact value of an integer with a power-of-ten scale (EI/CTS, 2030.5 multipliers): value x 10^scale."""
-    return Decimal(value).scaleb(scale)
+    exact = Decimal(value)
+    with _exact(exact):
+        return exact.scaleb(scale)
 
 
 def decimal_to_scaled_integer(value: Decimal, scale: int) -> int:
     """The integer that, with ``scale``, represents ``value`` exactly; refuses to drop digits."""
-    scaled = value.scaleb(-scale)
-    if scaled != scaled.to_integral_value():
+    with _exact(value):
+        scaled = value.scaleb(-scale)
+    if not scaled.is_finite() or scaled != scaled.to_integral_value():
         raise ValueError(f"{value} cannot be represented with scale {scale} without losing digits")
     return int(scaled)

@@ -24,6 +24,7 @@ from gateway.store.tables import STATE_TABLES, cursors, messages, rejections
 
 MAX_RAW_REJECTION = 64 * 1024
 _IN_CHUNK = 500  # bound on IN (...) lists: SQLite caps bound parameters per statement
+_APPEND_ATTEMPTS = 10  # a lost race with a concurrent writer is retried; each retry sees more stored
 
 
 class StoreError(Exception):
@@ -134,16 +135,51 @@ class Store:
         if not envelopes:
             return []
         prepared = [_Prepared.of(envelope) for envelope in envelopes]
-        for attempt in range(3):
+        for attempt in range(_APPEND_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
                     return self._append(conn, prepared)
             except IntegrityError as exc:
                 # Either a message id reused for other content (the caller's error), or another writer stored
-                # one of these keys between our lookup and our insert (look again: it is a duplicate now).
-                if "message_id" in str(exc.orig) or attempt == 2:
-                    raise MessageIdConflict(_integrity_reason(exc)) from exc
+                # one of these messages between our lookup and our insert (look again: it is a duplicate now).
+                # Which constraint fired does not tell them apart: a concurrent writer storing the very same
+                # message trips the message_id constraint too. So look at what is stored.
+                conflict = self._message_id_conflict(prepared)
+                if conflict is not None:
+                    raise MessageIdConflict(conflict) from exc
+                if attempt == _APPEND_ATTEMPTS - 1:
+                    raise StoreError(
+                        f"append kept colliding with concurrent writers: {_integrity_reason(exc)}"
+                    ) from exc
         raise AssertionError("unreachable")
+
+    def _message_id_conflict(self, prepared: list[_Prepared]) -> str | None:
+        """Why the batch reuses a message id for a different message, or None if it does not."""
+        hashes = list(dict.fromkeys(p.key_hash for p in prepared))
+        ids = list(dict.fromkeys(p.envelope.message_id for p in prepared))
+        stored_keys: set[str] = set()
+        owner: dict[str, str] = {}  # message_id -> key_hash, stored first, then the batch's new messages
+        with self.engine.connect() as conn:
+            for start in range(0, len(hashes), _IN_CHUNK):
+                chunk = hashes[start : start + _IN_CHUNK]
+                stored_keys.update(
+                    conn.execute(select(messages.c.key_hash).where(messages.c.key_hash.in_(chunk))).scalars()
+                )
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                query = select(messages.c.message_id, messages.c.key_hash).where(messages.c.message_id.in_(chunk))
+                owner.update({message_id: key for message_id, key in conn.execute(query)})
+        for item in prepared:
+            if item.key_hash in stored_keys:
+                continue  # a duplicate (stored, or earlier in this batch): its message id is irrelevant
+            stored_keys.add(item.key_hash)
+            message_id = item.envelope.message_id
+            if owner.setdefault(message_id, item.key_hash) != item.key_hash:
+                return (
+                    f"message_id '{message_id}' is already used by a different message;"
+                    " use a new message_id for new content"
+                )
+        return None
 
     def _append(self, conn: Connection, prepared: list[_Prepared]) -> list[StoredMessage]:
         existing = self._existing(conn, [p.key_hash for p in prepared])
