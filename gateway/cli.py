@@ -51,11 +51,12 @@ def serve(
     from gateway.store import Store, StoreError, redact
 
     settings = Settings(host=host, port=port, database_url=database_url, mqtt_url=mqtt_url or None)
+    broker = "none (no broker configured)"
     if settings.mqtt_url:
         from gateway.protocols.mqtt import parse_mqtt_url
 
         try:
-            parse_mqtt_url(settings.mqtt_url)
+            broker = parse_mqtt_url(settings.mqtt_url).redacted_url
         except ValueError as exc:
             fail(str(exc))
     try:
@@ -65,7 +66,7 @@ def serve(
     console.print(f"[bold]Transactive Gateway {__version__}[/]")
     console.print(f"  API      http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     console.print(f"  database {redact(settings.database_url)}")
-    console.print(f"  MQTT     {settings.mqtt_url or 'none (no broker configured)'}")
+    console.print(f"  MQTT     {broker}")
     config = uvicorn.Config(create_app(settings, store=store), host=host, port=port, log_level=log_level)
     try:
         uvicorn.Server(config).run()
