@@ -111,10 +111,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     ) -> list[RejectionOut]:
         """Input the gateway refused, newest first, with the reason it gave the sender."""
         found = await asyncio.to_thread(request.app.state.store.rejections, limit=limit, protocol=protocol)
-        return [
-            RejectionOut(id=r.id, at=r.at, protocol=r.protocol, peer=r.peer, kind=r.kind, reason=r.reason)
-            for r in found
-        ]
+        return [RejectionOut.model_validate(r) for r in found]
 
     app.include_router(metrics_router)
     app.include_router(messages_router)

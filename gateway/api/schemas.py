@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.model import Envelope, MessageKind
 from gateway.store import StoredMessage
@@ -60,6 +60,10 @@ class Health(BaseModel):
 
 
 class RejectionOut(BaseModel):
+    """A refused input as the store recorded it (the raw bytes stay in the store)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     at: datetime
     protocol: str

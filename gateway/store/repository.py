@@ -414,14 +414,3 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
-
-
-__all__ = [
-    "MessageIdConflict",
-    "Rejection",
-    "Store",
-    "StoreError",
-    "StoredMessage",
-    "normalise_url",
-    "redact",
-]
