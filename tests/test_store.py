@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from gateway.model import (
@@ -18,11 +20,12 @@ from gateway.model import (
     Envelope,
     MessageKind,
     Party,
+    Role,
     Tender,
 )
 from gateway.store import STATE_FILTERS, MessageIdConflict, Store, StoreError, redact
 from gateway.store.migrate import downgrade, upgrade
-from gateway.store.repository import MAX_RAW_REJECTION
+from gateway.store.repository import MAX_RAW_REJECTION, envelope_json
 from gateway.store.tables import metadata
 
 from services import free_port
@@ -410,3 +413,16 @@ def test_redact_hides_passwords(store_url: str) -> None:
     url = store_url.replace("postgres@", "postgres:hunter2@") if "postgres" in store_url else store_url
     assert "hunter2" not in redact(url)
     assert redact("not a url at all ::") == "<unparseable database URL>"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.text(min_size=1, max_size=40).filter(lambda t: t.strip() == t and t),
+    correlation=st.none() | st.text(max_size=30),
+    identities=st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+)
+def test_spliced_envelope_json_equals_pydantics(name: str, correlation: str | None, identities: dict[str, str]) -> None:
+    # The store builds the envelope's JSON from the payload's (serialising it once); it must be the same text.
+    party = Party(id="p-1", name=name, roles=[Role.PROSUMER], identities=identities)
+    envelope = Envelope(payload=party, correlation_id=correlation).with_source("api", 'peer "x" ü')
+    assert envelope_json(envelope, envelope.payload.model_dump_json()) == envelope.model_dump_json()
