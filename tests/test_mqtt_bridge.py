@@ -31,7 +31,8 @@ from gateway.bus import Bus
 from gateway.ingest import Ingestor
 from gateway.model import Envelope, Location, LocationKind, MessageKind, Party, Resource, ResourceKind, Role
 from gateway.protocols.mqtt import MqttBridge, MqttSettings, parse_mqtt_url
-from gateway.protocols.mqtt.service import decode_inbound, outbound_topic, publishable
+from gateway.protocols.mqtt.codec import decode_inbound, outbound_topic
+from gateway.protocols.mqtt.service import publishable
 from gateway.store import Store, StoredMessage
 
 from services import MosquittoServer, find_mosquitto, free_port

@@ -43,7 +43,9 @@ def _record(request: Request, reason: str, kind: str | None = None) -> None:
 def _errors_from_validation(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors():
-        item = {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
+        # pydantic prefixes our validators' reasons with "Value error, "; the reason alone reads better.
+        msg = error.get("msg", "").removeprefix("Value error, ")
+        item = {"loc": list(error.get("loc", ())), "msg": msg, "type": error.get("type", "")}
         errors.append(item)
     return errors
 

@@ -5,7 +5,8 @@ objects or envelopes published to ``{prefix}/in/{kind}`` are stored (then acknow
 See :mod:`gateway.protocols.mqtt.service` for the topics and JSON shapes.
 """
 
-from gateway.protocols.mqtt.service import MqttBridge, outbound_topic
+from gateway.protocols.mqtt.codec import outbound_topic
+from gateway.protocols.mqtt.service import MqttBridge
 from gateway.protocols.mqtt.url import MqttSettings, default_client_id, parse_mqtt_url
 
 __all__ = ["MqttBridge", "MqttSettings", "default_client_id", "outbound_topic", "parse_mqtt_url"]

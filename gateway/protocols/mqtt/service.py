@@ -47,49 +47,40 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, ParamSpec
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway.bus import Bus, Subscription
-from gateway.ingest import Ingestor, Problem, Rejected
-from gateway.model import PAYLOAD_TYPES, Envelope, MessageKind, utc_now
+from gateway.ingest import Ingestor, Rejected
+from gateway.model import Envelope, utc_now
+from gateway.protocols.mqtt.codec import (
+    DEFAULT_PEER,
+    MAX_INBOUND_BYTES,
+    PROTOCOL,
+    Decoded,
+    Refusal,
+    decode_inbound,
+    outbound_body,
+    outbound_topic,
+    problem_errors,
+    summarise_errors,
+    topic_level,
+)
 from gateway.protocols.mqtt.url import MqttSettings
 from gateway.store import MessageIdConflict, Store, StoredMessage, StoreError
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = "mqtt"
-DEFAULT_PEER = "mqtt"
-MAX_INBOUND_BYTES = 1024 * 1024
-_MAX_LISTED_ERRORS = 5
-_TOPIC_ESCAPES = str.maketrans({"%": "%25", "+": "%2B", "#": "%23", "/": "%2F", "\x00": "%00"})
 _P = ParamSpec("_P")
 
 
-# -- wire shapes ---------------------------------------------------------------------------------------------
-
-
-def topic_level(text: str) -> str:
-    """``text`` made safe as one topic level: no wildcards, separators or NUL (percent-encoded)."""
-    return text.translate(_TOPIC_ESCAPES)
-
-
-def outbound_topic(prefix: str, envelope: Envelope) -> str:
-    """``{prefix}/{kind}/{payload id}``: consumers subscribe by kind (``+``) and by object."""
-    return f"{prefix}/{envelope.message_kind.value}/{topic_level(envelope.payload.id)}"
-
-
-def outbound_body(message: StoredMessage) -> bytes:
-    """The envelope's JSON with ``"seq"`` as its first member (spliced: the envelope is serialised once)."""
-    return b'{"seq":%d,%s' % (message.seq, message.envelope.model_dump_json().encode()[1:])
+# -- scheduling and failures ---------------------------------------------------------------------------------
 
 
 def publishable(batch: list[StoredMessage], after_seq: int, *, now: datetime, grace: float) -> list[StoredMessage]:
@@ -111,140 +102,6 @@ def publishable(batch: list[StoredMessage], after_seq: int, *, now: datetime, gr
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """An inbound message that parsed into an envelope; ``bare`` if it was sent without one."""
-
-    envelope: Envelope
-    bare: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why an inbound message is refused, in the shape of the notice on ``{prefix}/rejected/{kind}``."""
-
-    kind: str
-    reason: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    peer: str = DEFAULT_PEER
-    correlation_id: str | None = None
-
-
-def decode_inbound(kind_text: str, body: bytes, *, max_bytes: int = MAX_INBOUND_BYTES) -> Decoded | Refusal:
-    """Parse an inbound body published to ``.../in/{kind_text}``: a bare canonical object or an envelope.
-
-    JSON numbers with a fraction are read as ``Decimal`` (pydantic's own JSON parser would read them as
-    floats first, turning 0.1000000000000000000001 into 0.1): money and quantities stay exact at the edge.
-    """
-    try:
-        kind = MessageKind(kind_text)
-    except ValueError:
-        known = ", ".join(k.value for k in MessageKind)
-        return Refusal(kind_text, f"unknown message kind '{kind_text}' in the topic; use one of: {known}")
-    if len(body) > max_bytes:
-        return Refusal(kind.value, f"the message has {len(body)} bytes; at most {max_bytes} are accepted")
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are ValueErrors
-        return Refusal(kind.value, f"the message is not JSON: {exc}", [{"loc": [], "msg": str(exc)}])
-    if not isinstance(data, dict):
-        return Refusal(kind.value, f"the message must be a JSON object (a {kind.value} or an envelope holding one)")
-    context = _Context(kind, _peer_of(data), _correlation_of(data))
-    if "payload" in data:
-        return _decode_envelope(context, data)
-    return _decode_bare(context, data)
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    kind: MessageKind
-    peer: str
-    correlation_id: str | None
-
-    def refuse(self, reason: str, errors: list[dict[str, Any]] | None = None) -> Refusal:
-        return Refusal(self.kind.value, reason, errors or [], self.peer, self.correlation_id)
-
-
-def _decode_envelope(context: _Context, data: dict[str, Any]) -> Decoded | Refusal:
-    payload = data["payload"]
-    if isinstance(payload, dict):
-        if "object_type" not in payload:  # pydantic's words for this ("unable to extract tag") help nobody
-            msg = f'missing; an envelope\'s payload names its type: "object_type": "{context.kind.value}"'
-            return context.refuse(
-                f"the envelope is invalid: payload.object_type: {msg}",
-                [{"loc": ["payload", "object_type"], "msg": msg}],
-            )
-        if payload["object_type"] != context.kind.value:
-            return _kind_mismatch(context, str(payload["object_type"]), ["payload", "object_type"])
-    try:
-        envelope = Envelope.model_validate(data)
-    except ValidationError as exc:
-        errors = _validation_errors(exc)
-        return context.refuse(f"the envelope is invalid: {_summary(errors)}", errors)
-    if envelope.message_kind is not context.kind:
-        return _kind_mismatch(context, envelope.message_kind.value, ["payload", "object_type"])
-    return Decoded(envelope, bare=False)
-
-
-def _decode_bare(context: _Context, data: dict[str, Any]) -> Decoded | Refusal:
-    object_type = data.get("object_type", context.kind.value)
-    if object_type != context.kind.value:
-        return _kind_mismatch(context, str(object_type), ["object_type"])
-    try:
-        payload = PAYLOAD_TYPES[context.kind].model_validate(data)
-    except ValidationError as exc:
-        errors = _validation_errors(exc)
-        return context.refuse(f"the {context.kind.value} is invalid: {_summary(errors)}", errors)
-    return Decoded(Envelope(payload=payload), bare=True)  # type: ignore[arg-type]
-
-
-def _kind_mismatch(context: _Context, actual: str, loc: list[str | int]) -> Refusal:
-    reason = (
-        f"the topic says '{context.kind.value}' but the payload's object_type is '{actual}'; "
-        f"publish a {actual} to .../in/{actual}"
-    )
-    return context.refuse(reason, [{"loc": loc, "msg": reason}])
-
-
-def _peer_of(data: dict[str, Any]) -> str:
-    source = data.get("source")
-    peer = source.get("peer") if isinstance(source, dict) else None
-    return peer[:200] if isinstance(peer, str) and peer else DEFAULT_PEER
-
-
-def _correlation_of(data: dict[str, Any]) -> str | None:
-    value = data.get("correlation_id")
-    return value[:200] if isinstance(value, str) else None
-
-
-def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
-
-
-def _problem_errors(problems: list[Problem], *, bare: bool) -> list[dict[str, Any]]:
-    """Problems of a one-message batch, located in what the sender sent.
-
-    The ingestor's locations are batch-relative (``[0, "payload", "owner_id"]``); one MQTT message is one
-    item, so the index goes, and a bare object has no ``payload`` level either.
-    """
-    errors = []
-    for problem in problems:
-        loc = list(problem.loc)
-        if loc[:1] == [0]:
-            loc = loc[1:]
-        if bare and loc[:1] == ["payload"]:
-            loc = loc[1:]
-        errors.append({"loc": loc, "msg": problem.msg})
-    return errors
-
-
-def _summary(errors: list[dict[str, Any]]) -> str:
-    parts = [f"{'.'.join(map(str, e['loc'])) or '(message)'}: {e['msg']}" for e in errors[:_MAX_LISTED_ERRORS]]
-    if len(errors) > _MAX_LISTED_ERRORS:
-        parts.append(f"and {len(errors) - _MAX_LISTED_ERRORS} more")
-    return "; ".join(parts)
 
 
 def is_store_outage(exc: BaseException) -> bool:
@@ -723,8 +580,8 @@ class MqttBridge:
         try:
             [record] = await self._ingestor.ingest([envelope], protocol=PROTOCOL, peer=DEFAULT_PEER)
         except Rejected as exc:
-            errors = _problem_errors(exc.problems, bare=decoded.bare)
-            await self._refuse(item, self._refusal_for(envelope, f"was refused: {_summary(errors)}", errors))
+            errors = problem_errors(exc.problems, bare=decoded.bare)
+            await self._refuse(item, self._refusal_for(envelope, f"was refused: {summarise_errors(errors)}", errors))
         except MessageIdConflict as exc:
             await self._refuse(
                 item, self._refusal_for(envelope, f"was refused: {exc}", [{"loc": ["message_id"], "msg": str(exc)}])
@@ -790,15 +647,4 @@ class MqttBridge:
             client.ack(item.mid, item.qos)
 
 
-__all__ = [
-    "MAX_INBOUND_BYTES",
-    "Decoded",
-    "MqttBridge",
-    "Refusal",
-    "decode_inbound",
-    "is_store_outage",
-    "outbound_body",
-    "outbound_topic",
-    "publishable",
-    "topic_level",
-]
+__all__ = ["MqttBridge", "is_store_outage", "publishable"]
