@@ -27,6 +27,15 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _register_subcommands() -> None:
+    from gateway.cli_cim import cim_app
+
+    app.add_typer(cim_app, name="cim")
+
+
+_register_subcommands()
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
