@@ -17,7 +17,7 @@ demo: $(BIN)/python
 	$(BIN)/tgw demo
 
 test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[dev,postgres]"
+	$(BIN)/python -m pip install --quiet ".[dev,postgres,cim]"
 	$(BIN)/pytest
 
 lint: $(BIN)/python
@@ -28,9 +28,10 @@ schema: $(BIN)/python
 	$(BIN)/tgw schema
 
 bench: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[dev,postgres]"
+	$(BIN)/python -m pip install --quiet ".[dev,postgres,cim]"
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_cim.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

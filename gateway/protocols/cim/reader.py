@@ -19,11 +19,14 @@ What it guarantees:
 
 from __future__ import annotations
 
+import gc
 import io
 import sys
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -223,8 +226,13 @@ def _file_source(path: Path) -> _Source:
 
 
 def _zip_sources(path: Path) -> list[_Source]:
-    archive = zipfile.ZipFile(path)
-    members = sorted(i for i in archive.infolist() if i.filename.lower().endswith((".xml", ".rdf")))
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CimReadError(str(path), f"damaged zip: {exc}") from None
+    members = sorted(
+        (i for i in archive.infolist() if i.filename.lower().endswith((".xml", ".rdf"))), key=lambda i: i.filename
+    )
     if not members:
         raise CimReadError(str(path), "the zip holds no .xml or .rdf file")
     return [_Source(f"{path}!{m.filename}", m.file_size, lambda m=m: archive.open(m)) for m in members]
@@ -247,10 +255,13 @@ class _Counting(io.RawIOBase):
         return len(data)
 
 
+_DTD_REFUSED = "DTDs and entity declarations are not allowed in CIM files (possible XML bomb)"
+
+
 def _check_prologue(name: str, head: bytes) -> None:
     """Refuse DTDs and entity declarations before lxml sees them: CIM never needs them, attacks do."""
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-        raise CimReadError(name, "DTDs and entity declarations are not allowed in CIM files (possible XML bomb)")
+        raise CimReadError(name, _DTD_REFUSED)
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -313,6 +324,10 @@ class _Reader:
                             raise CimReadError(
                                 name, f"not an RDF/XML document: the root element is <{elem.tag}>", elem.sourceline
                             )
+                        if elem.getroottree().docinfo.internalDTD is not None:
+                            # A DOCTYPE the byte check missed (past the prologue, or UTF-16): refuse it
+                            # before any entity in the content is reached.
+                            raise CimReadError(name, _DTD_REFUSED, elem.sourceline)
                         model.namespaces.update({k or "": v for k, v in elem.nsmap.items()})
                     continue
                 depth -= 1
@@ -424,8 +439,30 @@ class _Chain(io.RawIOBase):
         return len(data)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building a large model.
+
+    Reading allocates hundreds of thousands of small, acyclic objects (dicts, lists, strings) that all
+    survive; each generation-0 collection re-scans them for cycles that cannot exist, which cost a quarter
+    of the read time on IEEE 9500. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_cim(paths: Iterable[Path | str], *, progress: Progress | None = None) -> CimModel:
     """Read one model from files, folders and zips; raises :class:`CimReadError` on unreadable input."""
+    with gc_paused():
+        return _read_cim(paths, progress)
+
+
+def _read_cim(paths: Iterable[Path | str], progress: Progress | None) -> CimModel:
     sources = expand_sources(Path(p) for p in paths)
     model = CimModel(files=[s.name for s in sources])
     reader = _Reader(model, progress, sum(s.size for s in sources))
@@ -434,7 +471,9 @@ def read_cim(paths: Iterable[Path | str], *, progress: Progress | None = None) -
             reader.read(source)
         except OSError as exc:
             raise CimReadError(source.name, f"cannot read: {exc}") from None
-        except zipfile.BadZipFile as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            # zipfile reports a corrupt deflate stream as zlib.error, a cut one as EOFError and an unknown
+            # compression method as NotImplementedError.
             raise CimReadError(source.name, f"damaged zip member: {exc}") from None
     _resolve(model, reader.pending_refs)
     _check_headers(model)
