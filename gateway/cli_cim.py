@@ -149,7 +149,8 @@ def import_model(
 ) -> None:
     """Load the model's network (locations with ratings, DER and loads) into the store; re-import is idempotent."""
     from gateway.ingest import Ingestor, Rejected
-    from gateway.model import Envelope, Party, Role, Source, content_version
+    from gateway.model import Party, Role
+    from gateway.protocols.cim.envelopes import network_envelopes
     from gateway.protocols.cim.network import build_network, to_canonical
     from gateway.store import Store, StoreError
 
@@ -158,13 +159,7 @@ def import_model(
     locations, resources = to_canonical(view, owner_id=owner, prefix=prefix)
     peer = Path(str(paths[0])).name
     operator = Party(id=owner, name=owner, roles=[Role.GRID_OPERATOR, Role.DSO])
-    envelopes = []
-    for obj in [operator, *locations, *resources]:
-        native = obj.network_ref if getattr(obj, "network_ref", None) else obj.id  # type: ignore[attr-defined]
-        source = Source(
-            protocol="cim", peer=peer, native_id=f"{obj.object_type}:{native}", version=content_version(obj)
-        )
-        envelopes.append(Envelope(payload=obj, source=source))  # type: ignore[arg-type]
+    envelopes = network_envelopes([operator, *locations, *resources], peer=peer)
     try:
         store = Store(database_url)
     except StoreError as exc:

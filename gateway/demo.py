@@ -26,6 +26,8 @@ from rich.tree import Tree
 from gateway.api import create_app
 from gateway.api.server import serve_in_thread
 from gateway.config import Settings
+from gateway.demo_ieee13 import write_ieee13
+from gateway.model import LocationKind
 
 MARKET = "maple-dam"
 MARKET_ZONE = "America/Los_Angeles"
@@ -39,26 +41,26 @@ PARTIES = [
     {"id": "maple-solar", "name": "Maple Community Solar", "roles": ["producer"]},
 ]
 
-LOCATIONS = [
-    {"id": "PNODE-MAPLE", "name": "Maple pricing node", "kind": "pnode"},
+FEEDER = "fdr-ieee13nodeckt"
+SMALL_TRANSFORMER = "xf-xfm1"  # IEEE 13's 500 kVA 4.16/0.48 kV transformer at bus 634
+SUBSTATION_TRANSFORMER = "xf-sub"
+
+# The households and the solar array join the IEEE 13 feeder as service points of their own.
+HOUSEHOLD_POINTS = [
+    {"id": "SP-ana", "name": "12 Maple St", "kind": "service_point", "parent_id": SMALL_TRANSFORMER, "rating_kva": 24},
+    {"id": "SP-ben", "name": "14 Maple St", "kind": "service_point", "parent_id": SMALL_TRANSFORMER, "rating_kva": 24},
     {
-        "id": "SUB-OAK",
-        "name": "Oak Street substation",
-        "kind": "substation",
-        "parent_id": "PNODE-MAPLE",
-        "rating_kva": 20000,
+        "id": "SP-chen",
+        "name": "3 Birch Ave",
+        "kind": "service_point",
+        "parent_id": SUBSTATION_TRANSFORMER,
+        "rating_kva": 24,
     },
-    {"id": "FDR-12", "name": "Feeder 12", "kind": "feeder", "parent_id": "SUB-OAK", "rating_kva": 5000},
-    {"id": "XFMR-101", "name": "Pole transformer 101", "kind": "transformer", "parent_id": "FDR-12", "rating_kva": 50},
-    {"id": "XFMR-102", "name": "Pad transformer 102", "kind": "transformer", "parent_id": "FDR-12", "rating_kva": 150},
-    {"id": "SP-ana", "name": "12 Maple St", "kind": "service_point", "parent_id": "XFMR-101", "rating_kva": 24},
-    {"id": "SP-ben", "name": "14 Maple St", "kind": "service_point", "parent_id": "XFMR-101", "rating_kva": 24},
-    {"id": "SP-chen", "name": "3 Birch Ave", "kind": "service_point", "parent_id": "XFMR-102", "rating_kva": 24},
     {
         "id": "SP-solar",
         "name": "Community solar array",
         "kind": "service_point",
-        "parent_id": "XFMR-102",
+        "parent_id": SUBSTATION_TRANSFORMER,
         "rating_kva": 100,
     },
 ]
@@ -149,7 +151,7 @@ def tenders(hours: list[datetime]) -> list[dict[str, Any]]:
         return "0.34" if 16 <= hour < 21 else "0.19"
 
     return [
-        strip("vp-tariff", "valley-power", "sell", "FDR-12", lambda h: True, "500", tou),
+        strip("vp-tariff", "valley-power", "sell", FEEDER, lambda h: True, "500", tou),
         strip("solar-midday", "maple-solar", "sell", "SP-solar", lambda h: 9 <= h < 16, "60", "0.055"),
         strip("ana-evening", "ana", "sell", "SP-ana", lambda h: 17 <= h < 20, "5", "0.28"),
         strip("ben-overnight", "ben", "buy", "SP-ben", lambda h: 0 <= h < 5, "11", "0.16"),
@@ -163,7 +165,7 @@ def controls(hours: list[datetime]) -> list[dict[str, Any]]:
         {
             "id": "dr-evening-peak",
             "program_id": "valley-summer-dr",
-            "targets": {"location_ids": ["XFMR-101"]},
+            "targets": {"location_ids": [SMALL_TRANSFORMER]},
             "kind": "level",
             "signal": "dr_level",
             "unit": "level",
@@ -207,6 +209,28 @@ def envelope_message(hours: list[datetime]) -> dict[str, Any]:
     }
 
 
+def ieee13_batch(workdir: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Write the IEEE 13 feeder as CIM, read it through the reader and network view, and envelope the result."""
+    from gateway.protocols.cim.envelopes import network_envelopes
+    from gateway.protocols.cim.network import build_network, to_canonical
+    from gateway.protocols.cim.reader import read_cim
+
+    path = write_ieee13(workdir / "ieee13.xml")
+    started = time.perf_counter()
+    model = read_cim([path])
+    view = build_network(model)
+    locations, resources = to_canonical(view, owner_id="valley-power")
+    took = (time.perf_counter() - started) * 1000
+    coverage = view.coverage
+    story = (
+        f"IEEE 13 feeder read from CIM ({len(model.objects)} objects, {took:.0f} ms): {len(view.feeders)} feeder,"
+        f" {coverage.transformers} transformers ({coverage.regulators} a regulator),"
+        f" {coverage.lines_rated}/{coverage.lines} lines rated, {coverage.points} loads placed"
+    )
+    envelopes = network_envelopes([*locations, *resources], peer=path.name, correlation_id="ieee13-import")
+    return story, [envelope.model_dump(mode="json") for envelope in envelopes]
+
+
 def post(http: httpx.Client, path: str, body: Any) -> httpx.Response:
     """POST and insist on an answer the scenario expects (2xx, or 422 where it sends bad input on purpose)."""
     response = http.post(path, json=body)
@@ -225,7 +249,7 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
     console.print(
         Panel.fit(
             "[bold]Transactive Gateway demo[/]\n"
-            "Feeder 12 of Valley Power: a utility, an aggregator, three households and a community solar array.\n"
+            "The IEEE 13-node feeder of Valley Power: a utility, an aggregator, three households, a solar array.\n"
             f"Embedded store: {db_path}  ·  no MQTT broker",
             border_style="cyan",
         )
@@ -235,9 +259,16 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
     app = create_app(Settings(database_url=database_url))
     with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         console.print(f"gateway listening on {base_url}  (OpenAPI docs at {base_url}/docs while it runs)\n")
+        story, feeder = ieee13_batch(workdir)
+        console.print(f"[green]✓[/] {story}")
         steps: list[tuple[str, str, list[Any]]] = [
             ("parties", "/v1/parties", PARTIES),
-            ("locations (pnode > substation > feeder > transformers > service points)", "/v1/locations", LOCATIONS),
+            (
+                f"batch: the feeder's {len(feeder)} locations and loads, stored atomically",
+                "/v1/messages/batch",
+                [feeder],
+            ),
+            ("household and solar service points on the feeder's transformers", "/v1/locations", HOUSEHOLD_POINTS),
             ("resources (DER and flexible loads)", "/v1/resources", RESOURCES),
             (
                 f"tenders for tomorrow in {MARKET} ({len(hours)} hourly intervals, {MARKET_ZONE})",
@@ -278,17 +309,33 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
             console.print(f"      {'.'.join(map(str, error['loc']))}: {error['msg']}", highlight=False)
 
         health = http.get("/health").json()
+        stored_locations = http.get("/v1/locations", params={"limit": 1000}).json()
+        stored_resources = http.get("/v1/resources", params={"limit": 1000}).json()
         stored_tenders = http.get("/v1/tenders", params={"market_id": MARKET}).json()
         stored_controls = http.get("/v1/controls").json()
         log = http.get("/v1/messages", params={"limit": 1000}).json()["items"]
         rejections = http.get("/v1/rejections").json()
     elapsed = time.perf_counter() - started
-    _summary(console, hours, stored_tenders, stored_controls, log, rejections, health, elapsed, db_path)
+    _summary(
+        console,
+        hours,
+        stored_locations,
+        stored_resources,
+        stored_tenders,
+        stored_controls,
+        log,
+        rejections,
+        health,
+        elapsed,
+        db_path,
+    )
 
 
 def _summary(
     console: Console,
     hours: list[datetime],
+    stored_locations: list[dict[str, Any]],
+    stored_resources: list[dict[str, Any]],
     stored_tenders: list[dict[str, Any]],
     stored_controls: list[dict[str, Any]],
     log: list[dict[str, Any]],
@@ -298,14 +345,15 @@ def _summary(
     db_path: Path,
 ) -> None:
     console.print()
-    tree = Tree("[bold]Feeder model[/] (rating)")
+    tree = Tree("[bold]Feeder model[/] as stored (rating)")
     nodes: dict[str | None, Tree] = {None: tree}
     resources_at: dict[str, list[str]] = {}
-    for resource in RESOURCES:
+    for resource in stored_resources:
         resources_at.setdefault(resource["location_id"], []).append(f"{resource['id']} ({resource['kind']})")
-    for location in LOCATIONS:
-        rating = f" {location['rating_kva']} kVA" if "rating_kva" in location else ""
-        der = f"  [dim]{', '.join(resources_at.get(location['id'], []))}[/]" if location["id"] in resources_at else ""
+    levels = [kind.value for kind in LocationKind]
+    for location in sorted(stored_locations, key=lambda loc: (levels.index(loc["kind"]), loc["id"])):
+        rating = f" {Decimal(location['rating_kva']):,f} kVA" if location.get("rating_kva") else ""
+        der = f"  [dim]{', '.join(resources_at[location['id']])}[/]" if location["id"] in resources_at else ""
         nodes[location["id"]] = nodes[location.get("parent_id")].add(
             f"{location['kind']} [cyan]{location['id']}[/]{rating}{der}"
         )

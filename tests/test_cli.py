@@ -121,14 +121,14 @@ def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
     assert "not on a PT1H boundary" in result.stdout
     store = Store(f"sqlite:///{tmp_path / 'tgw-demo.db'}")
     counts = store.counts()
-    assert (counts["party"], counts["location"], counts["resource"], counts["tender"], counts["control"]) == (
-        6,
-        9,
-        5,
-        5,
-        2,
-    )
-    assert counts["operating_envelope"] == 1
+    # 6 parties; the IEEE 13 feeder (substation, feeder, 2 transformers, 9 service points) and 4 household
+    # service points; its 9 loads and 5 household DER; 5 tenders; 2 controls.
+    kinds = ("party", "location", "resource", "tender", "control", "operating_envelope")
+    assert [counts[kind] for kind in kinds] == [6, 17, 14, 5, 2, 1]
+    feeder = store.get(MessageKind.LOCATION, "fdr-ieee13nodeckt")
+    assert feeder is not None and feeder.rating_kva == 5000  # type: ignore[union-attr]
+    imported = store.query_messages(correlation_id="ieee13-import", limit=100)
+    assert len(imported) == 22 and all(m.envelope.source.protocol == "cim" for m in imported)  # type: ignore[union-attr]
     assert store.get(MessageKind.TENDER, "chen-morning").status.value == "cancelled"  # type: ignore[union-attr]
     assert len(store.rejections()) == 2
 
