@@ -63,7 +63,8 @@ def load(paths: list[Path], *, quiet: bool) -> CimModel:
 
 def summarise(model: CimModel) -> dict[str, Any]:
     """The summary as plain data: what `--json` prints and the tables show."""
-    from gateway.protocols.cim.network import build_network, summary_of
+    from gateway.protocols.cim.network import build_network
+    from gateway.protocols.cim.view import summary_of
 
     warnings = list(model.warnings)
     view = build_network(model, warnings=warnings)
@@ -151,7 +152,8 @@ def import_model(
     from gateway.ingest import Ingestor, Rejected
     from gateway.model import Party, Role
     from gateway.protocols.cim.envelopes import network_envelopes
-    from gateway.protocols.cim.network import build_network, to_canonical
+    from gateway.protocols.cim.mapper import to_canonical
+    from gateway.protocols.cim.network import build_network
     from gateway.store import Store, StoreError
 
     model = load(paths, quiet=not err_console.is_terminal)

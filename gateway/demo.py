@@ -212,7 +212,8 @@ def envelope_message(hours: list[datetime]) -> dict[str, Any]:
 def ieee13_batch(workdir: Path) -> tuple[str, list[dict[str, Any]]]:
     """Write the IEEE 13 feeder as CIM, read it through the reader and network view, and envelope the result."""
     from gateway.protocols.cim.envelopes import network_envelopes
-    from gateway.protocols.cim.network import build_network, to_canonical
+    from gateway.protocols.cim.mapper import to_canonical
+    from gateway.protocols.cim.network import build_network
     from gateway.protocols.cim.reader import read_cim
 
     path = write_ieee13(workdir / "ieee13.xml")

@@ -20,8 +20,10 @@ from gateway.api import create_app
 from gateway.api.server import serve_in_thread
 from gateway.config import Settings
 from gateway.model import Envelope, LocationKind, LocationTree, Party, ResourceKind, Role, Source, content_version
-from gateway.protocols.cim.network import NetworkView, build_network, summary_of, to_canonical, transport_limits
+from gateway.protocols.cim.mapper import to_canonical, transport_limits
+from gateway.protocols.cim.network import build_network
 from gateway.protocols.cim.reader import CimModel, read_cim
+from gateway.protocols.cim.view import NetworkView, summary_of
 from gateway.store import Store
 
 from conftest import shared_path

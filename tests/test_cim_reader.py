@@ -414,13 +414,6 @@ def test_folder_without_xml(tmp_path: Path) -> None:
     assert ".xml" in error.reason
 
 
-def test_turtle_file_asks_for_rdf_xml() -> None:
-    path = shared_path(*CIMGRAPH, "IEEE13.ttl")
-    error = read_error(path)
-    assert_names(error, path, line=False)
-    assert "RDF/XML" in error.reason and "Turtle" in error.reason
-
-
 def cgmes_zip(tmp_path: Path, method: int = zipfile.ZIP_DEFLATED) -> tuple[Path, zipfile.ZipInfo]:
     archive = tmp_path / "model.zip"
     with zipfile.ZipFile(archive, "w", method) as zf:

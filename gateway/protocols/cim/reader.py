@@ -26,7 +26,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -67,6 +67,8 @@ ABSTRACT_CLASSES = frozenset(
         "PowerElectronicsUnit",
     }
 )
+
+GRAPH_SUFFIXES = frozenset({".ttl", ".nt", ".jsonld"})  # other RDF serialisations, read through rdflib
 
 _PROLOGUE_BYTES = 64 * 1024
 _MAX_DANGLING_LISTED = 50
@@ -198,7 +200,7 @@ def normalise_id(raw: str) -> str:
 class _Source:
     name: str
     size: int
-    open: Callable[[], IO[bytes]]
+    open: Callable[[], AbstractContextManager[IO[bytes]]]  # the stream, closed (with all it holds) on exit
 
 
 def expand_sources(paths: Iterable[Path]) -> list[_Source]:
@@ -214,8 +216,6 @@ def expand_sources(paths: Iterable[Path]) -> list[_Source]:
             sources += [_file_source(p) for p in members]
         elif zipfile.is_zipfile(path):
             sources += _zip_sources(path)
-        elif path.suffix.lower() in (".ttl", ".jsonld", ".nt"):
-            raise CimReadError(str(path), "Turtle/JSON-LD input is not supported yet; export the model as RDF/XML")
         else:
             sources.append(_file_source(path))
     return sources
@@ -227,15 +227,23 @@ def _file_source(path: Path) -> _Source:
 
 def _zip_sources(path: Path) -> list[_Source]:
     try:
-        archive = zipfile.ZipFile(path)
+        with zipfile.ZipFile(path) as archive:
+            listed = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise CimReadError(str(path), f"damaged zip: {exc}") from None
-    members = sorted(
-        (i for i in archive.infolist() if i.filename.lower().endswith((".xml", ".rdf"))), key=lambda i: i.filename
-    )
+    members = sorted((i for i in listed if i.filename.lower().endswith((".xml", ".rdf"))), key=lambda i: i.filename)
     if not members:
         raise CimReadError(str(path), "the zip holds no .xml or .rdf file")
-    return [_Source(f"{path}!{m.filename}", m.file_size, lambda m=m: archive.open(m)) for m in members]
+    return [_Source(f"{path}!{m.filename}", m.file_size, lambda m=m: _zip_member(path, m)) for m in members]
+
+
+@contextmanager
+def _zip_member(path: Path, member: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
+    """One member through its own handle on the archive, closed when the member has been read: a handle
+    opened while listing and kept for the openers stays open until nothing refers to the sources any more
+    (on an error in a later input, as long as the traceback lives)."""
+    with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
+        yield stream
 
 
 class _Counting(io.RawIOBase):
@@ -290,6 +298,10 @@ class _Reader:
             self.progress(self.done, self.total)
 
     def read(self, source: _Source) -> None:
+        suffix = Path(source.name).suffix.lower()
+        if suffix in GRAPH_SUFFIXES:
+            self._read_graph(source, suffix)
+            return
         with source.open() as raw:
             head = raw.read(_PROLOGUE_BYTES)
             _check_prologue(source.name, head)
@@ -297,6 +309,15 @@ class _Reader:
             self._advance(len(head))
             stream = io.BufferedReader(rest) if head else rest
             self._parse(source.name, _Chain(head, stream))
+
+    def _read_graph(self, source: _Source, suffix: str) -> None:
+        """Turtle, N-Triples or JSON-LD, through rdflib (see turtle.py); these files are small and read whole."""
+        from gateway.protocols.cim.turtle import read_rdf_graph
+
+        with source.open() as raw:
+            data = raw.read()
+        self._advance(len(data))
+        read_rdf_graph(source.name, data, suffix, self.model, self.pending_refs)
 
     def _parse(self, name: str, stream: IO[bytes]) -> None:
         events = etree.iterparse(
