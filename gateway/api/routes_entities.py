@@ -60,7 +60,7 @@ async def load(request: Request, kind: MessageKind, entity_id: str) -> Any:
     return found
 
 
-def _list_endpoint(kind: MessageKind, model: type[CanonicalModel]) -> Callable[..., Awaitable[list[Any]]]:
+def _list_endpoint(kind: MessageKind) -> Callable[..., Awaitable[list[Any]]]:
     filters = STATE_FILTERS[kind]
 
     async def list_objects(request: Request, limit: int, offset: int, **given: str | None) -> list[Any]:
@@ -97,7 +97,7 @@ def entity_router(kind: MessageKind) -> APIRouter:
 
     router.add_api_route(
         "",
-        _list_endpoint(kind, model),
+        _list_endpoint(kind),
         methods=["GET"],
         response_model=list[model],  # type: ignore[valid-type]
         summary=f"List {path}",
