@@ -139,6 +139,47 @@ def translate(
 
 
 @app.command()
+def clear(
+    book_file: Annotated[str, typer.Argument(help="A plain book (JSON), or - for standard input.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Clear one interval from a plain book: uniform-price double auction (GridLAB-D clearing types)."""
+    import json
+
+    from gateway.market.auction import Book
+    from gateway.market.auction import clear as clear_book
+
+    try:
+        raw = sys.stdin.buffer.read() if book_file == "-" else Path(book_file).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {book_file}: {exc.strerror}")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"{book_file}: not JSON: {exc}")
+    try:
+        book = Book.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        fail(f"{book_file}: {exc}")
+    result = clear_book(book)
+    summary = {
+        "clearing_price": result.clearing_price,
+        "cleared_quantity": result.cleared_quantity,
+        "type": str(result.type),
+        "awards": result.awards(book),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    console.print(
+        f"{summary['type']}: {summary['cleared_quantity']:g} cleared at {summary['clearing_price']:g}"
+        f" ({len(summary['awards'])} awards)"
+    )
+    for bid_id, quantity in summary["awards"].items():
+        console.print(f"  {bid_id:<24} {quantity:g}", highlight=False)
+
+
+@app.command()
 def migrate(
     database_url: Annotated[str, typer.Option(envvar="TGW_DATABASE_URL")] = DEFAULT_DATABASE_URL,
 ) -> None:
