@@ -32,6 +32,8 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/bench_model.py
 	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_cim.py
+	$(BIN)/python benchmarks/bench_auction.py
+	$(BIN)/python benchmarks/bench_network_clearing.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
