@@ -3,12 +3,14 @@ price separation and flows at the limit when one does, and the LP's optimality c
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.market import network_clearing as nc
 from gateway.market.network_clearing import Bids, Network, TransportTender, clear_network
 
 TOL = 1e-6
@@ -351,3 +353,55 @@ def test_capacities_may_be_decimals_as_the_cim_mapper_gives_them():
 
     result = clear_network(Network(PARENTS, {"xfA": Decimal("50")}), Bids.from_rows(TRAPPED))
     assert result.flows["xfA"] == pytest.approx(50.0)
+
+
+# -- active set: the windowed solve against the full LP --------------------------------------------------------
+
+
+@st.composite
+def many_bid_cases(draw):
+    """Random trees with many bids, distinct prices (so that the awards are unique) and transport now and then."""
+    network, _, transport = draw(random_cases())
+    names = list(network.parent)
+    n_bids = draw(st.integers(1, 60))
+    prices = draw(st.lists(st.integers(-2000, 12000), min_size=n_bids, max_size=n_bids, unique=True))
+    rows = [
+        (
+            f"b{i}",
+            draw(st.sampled_from(["buy", "sell"])),
+            draw(st.sampled_from(names)),
+            draw(st.integers(0, 200)) / 4,
+            prices[i] / 100,
+        )
+        for i in range(n_bids)
+    ]
+    # Transport at half-cent prices: never exactly a difference of two bid prices, so buying it is never a tie.
+    transport = [dataclasses.replace(t, price=(2 * draw(st.integers(0, 2500)) + 1) / 200) for t in transport]
+    share = draw(st.sampled_from([0.0, 0.05, 0.3]))
+    return network, rows, transport, share
+
+
+def solve_with(network, rows, transport, **settings_):
+    saved = {name: getattr(nc, name) for name in settings_}
+    try:
+        for name, value in settings_.items():
+            setattr(nc, name, value)
+        return clear_network(network, Bids.from_rows(rows), transport)
+    finally:
+        for name, value in saved.items():
+            setattr(nc, name, value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(many_bid_cases())
+def test_the_active_set_gives_the_full_lp_optimum(case):
+    network, rows, transport, share = case
+    windowed = solve_with(network, rows, transport, _WINDOW_SHARE=share, _WINDOW_MIN=1)
+    full = solve_with(network, rows, transport, _MAX_ROUNDS=0)  # straight to the LP with every bid a column
+    check_optimality(network, rows, windowed, transport)
+    assert windowed.welfare == pytest.approx(full.welfare, abs=1e-6)
+    for key, award in full.awards.items():
+        assert windowed.awards[key] == pytest.approx(award, abs=1e-6), key
+    # Prices: where no bid is marginal at a location (say only a zero-quantity one) its price is anywhere in an
+    # interval and the two solves may pick different points of it; both must still price every award in the money.
+    check_optimality(network, rows, full, transport)

@@ -39,6 +39,23 @@ and an awarded sell receives no less than its offer.
 Transport tenders (TeMIX "transport" product) are directional: a tender from a child location to its parent adds
 to the export ("up") limit of the child's edge, one from a parent to its child adds to the import ("down") limit.
 The LP buys one when its price is below the congestion it relieves.
+
+Active set. Most of 1e5 bids are deep in or deep out of the money at their location's price, and making each one an
+LP column is what costs. So the LP is first solved with only the bids near a guess of their location's price as
+columns (the share ``_WINDOW_SHARE`` nearest; the guess is the uniform price, moved inside a subtree whose limit the
+subtree's own bids would overrun at that price); every other bid is fixed at the bound the guess puts it at (``q``
+when in the money, else 0), its injection moved into the right-hand sides (balance and edge rows). A fixing that
+breaks a limit whatever the columns do frees the bids below that limit first. Then the fixing is verified with the
+prices of the reduced solution: a bid fixed at ``q`` must have a reduced cost <= 0 there (buy: ``p_i >= price_L``;
+sell: ``p_i <= price_L``), one fixed at 0 a reduced cost >= 0 (within ``_REDUCED_COST_TOL``). When that holds, the
+reduced solution with the fixed bids and the reduced LP's duals satisfies the KKT conditions of the full LP (primal
+feasible, every column dual feasible, complementary slackness), so it *is* an optimum of the full LP, with the same
+welfare; when the full LP's optimum is unique the awards are the same, and so are the prices when its duals are
+unique. (With ties, e.g. two sells at exactly the marginal price, any split between them is optimal and the full
+LP and the reduced one may pick different ones: same welfare, same optimality conditions.) Bids that fail the check
+become columns, with those near the new prices, and the LP is solved again; after ``_MAX_ROUNDS`` rounds (a fixing
+that leaves no feasible point, or a reduced LP HiGHS fails on, counts as a round and widens the window) the full LP
+is solved. On IEEE 9500 with 1e5 bids one round of ~11,000 columns suffices.
 """
 
 from __future__ import annotations
@@ -72,6 +89,13 @@ _METHOD = "highs-ipm"
 _OPTIONS = {"presolve": False}
 # A flow within this much (kW, scaled up with the limit) of its limit counts as binding.
 _BINDING_TOL = 1e-6
+# Active set: start with this share of the bids (at least _WINDOW_MIN) as LP columns, widen at most _MAX_ROUNDS
+# times, then solve the full LP. A fixed bid counts as wrongly fixed when its reduced cost is off by more than
+# _REDUCED_COST_TOL.
+_WINDOW_SHARE = 0.1
+_WINDOW_MIN = 200
+_MAX_ROUNDS = 6
+_REDUCED_COST_TOL = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,35 +270,41 @@ def clear_network(
             t_rows.append(int(row))
             t_cols.append(k)
     a_t = sp.csc_matrix((-np.ones(len(t_rows)), (t_rows, t_cols)), shape=(m_up + m_down, n_t))
-    a_ub = sp.hstack([a_x, a_t], format="csc")
     b_ub = np.concatenate([cap[up_rows], cap[down_rows]])
-    a_eq = sp.csr_matrix(np.concatenate([sign, np.zeros(n_t)])[None, :])
     t_price = np.array([t.price for _, _, t in tenders], dtype=float)
     t_qty = np.array([t.quantity_kw for _, _, t in tenders], dtype=float)
-    c = np.concatenate([np.where(is_buy, -price, price), t_price])
-    bounds = np.column_stack([np.zeros(n + n_t), np.concatenate([qty, t_qty])])
+    c_x = np.where(is_buy, -price, price)
+    solve = _ReducedLP(a_x.tocsc(), a_t, b_ub, sign, c_x, qty, t_price, t_qty, up_rows, down_rows, anc)
 
-    res = linprog(
-        c,
-        A_ub=a_ub if a_ub.shape[0] else None,
-        b_ub=b_ub if a_ub.shape[0] else None,
-        A_eq=a_eq,
-        b_eq=np.zeros(1),
-        bounds=bounds,
-        method=_METHOD,
-        options=_OPTIONS,
-    )
-    if res.status != 0:
-        raise RuntimeError(f"HiGHS did not clear the interval: {res.message}")
-
-    x = np.clip(res.x[:n], 0.0, qty)
-    t_bought = np.clip(res.x[n:], 0.0, t_qty)
-    mu = float(res.eqlin.marginals[0])
-    nu = res.ineqlin.marginals if a_ub.shape[0] else np.zeros(0)
-    congestion = np.zeros(tree.size)  # nu_up - nu_down of each location's own edge
-    congestion[up_rows] += nu[:m_up]
-    congestion[down_rows] -= nu[m_up:]
-    node_price = mu + anc @ congestion
+    # Active set (see "Active set" in the module docstring): solve with only the bids near their location's price
+    # as columns, the rest fixed at the bound that price puts them at; verify the fixing with the reduced costs at
+    # the prices that come out; free the bids it got wrong and those near the new prices; else the full LP.
+    constrained = np.zeros(tree.size, dtype=bool)
+    constrained[up_rows] = constrained[down_rows] = True
+    own = _price_estimate(tree, constrained, loc_idx, is_buy, qty, price)  # price guess at each bid's location
+    free, delta = _initial_window(own, price)
+    for _ in range(_MAX_ROUNDS):
+        fixed_x = np.where(np.where(is_buy, price > own, price < own), qty, 0.0)
+        out = solve(free, fixed_x)
+        if out is None:  # the fixed injections alone break a limit or the balance: widen
+            delta *= 2.0
+            free |= np.abs(price - own) <= delta
+            continue
+        x, t_bought, node_price = out
+        own = node_price[loc_idx]
+        wrong = ~free & np.where(
+            is_buy,
+            np.where(x > 0.0, price < own - _REDUCED_COST_TOL, price > own + _REDUCED_COST_TOL),
+            np.where(x > 0.0, price > own + _REDUCED_COST_TOL, price < own - _REDUCED_COST_TOL),
+        )
+        if not wrong.any():
+            break
+        free |= wrong | (np.abs(price - own) <= delta)
+    else:
+        out = solve(np.ones(n, dtype=bool), np.zeros(n))
+        if out is None:
+            raise RuntimeError("HiGHS did not clear the interval")
+        x, t_bought, node_price = out
 
     flow = tree.subtree_sum(np.bincount(loc_idx, weights=sign * x, minlength=tree.size))
     up_bought = np.zeros(tree.size)
@@ -291,9 +321,141 @@ def clear_network(
         awards=awards,
         flows={names[i]: float(flow[i]) for i in np.flatnonzero(has_edge)},
         binding=[names[i] for i in np.flatnonzero(at_limit)],
-        welfare=float(-res.fun),
+        welfare=float(-(c_x @ x) - t_price @ t_bought),
         status="optimal",
     )
+
+
+class _ReducedLP:
+    """The LP with only the bids of a ``free`` mask as columns; the others are fixed at ``fixed_x`` (0 or ``q``)
+    and their injections moved to the right-hand sides. Returns (awards of all bids, transport bought, price per
+    location), or None when the fixing leaves no feasible point."""
+
+    def __init__(
+        self,
+        a_x: sp.csc_matrix,
+        a_t: sp.csc_matrix,
+        b_ub: np.ndarray,
+        sign: np.ndarray,
+        c_x: np.ndarray,
+        qty: np.ndarray,
+        t_price: np.ndarray,
+        t_qty: np.ndarray,
+        up_rows: np.ndarray,
+        down_rows: np.ndarray,
+        anc: sp.csr_matrix,
+    ) -> None:
+        self.a_x, self.a_t, self.b_ub, self.sign, self.c_x, self.qty = a_x, a_t, b_ub, sign, c_x, qty
+        self.t_price, self.t_qty, self.up_rows, self.down_rows, self.anc = t_price, t_qty, up_rows, down_rows, anc
+        self.a_x_rows = a_x.tocsr()
+        self.a_x_neg = self.a_x_rows.minimum(0.0)  # the most a row's columns can take off its flow, per kW
+
+    def __call__(self, free: np.ndarray, fixed_x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``free`` is updated in place: bids below a limit that the fixed injections break whatever the columns do
+        become columns."""
+        rows = self.a_x.shape[0]
+        while rows:
+            x = np.where(free, 0.0, fixed_x)
+            over = np.flatnonzero(self.a_x @ x + self.a_x_neg @ np.where(free, self.qty, 0.0) > self.b_ub)
+            if not len(over):
+                break
+            free[self.a_x_rows[over].indices] = True
+        x = np.where(free, 0.0, fixed_x)
+        cols = np.flatnonzero(free)
+        if len(cols) < len(x):  # fixed sells minus fixed buys must be taken up by the columns (and transport cannot)
+            imbalance = self.sign @ x
+            q_free, s_free = self.qty[cols], self.sign[cols]
+            if not -(q_free @ (s_free > 0)) <= imbalance <= q_free @ (s_free < 0):
+                return None
+        a_ub = sp.hstack([self.a_x[:, cols], self.a_t], format="csc")
+        b_ub = self.b_ub - self.a_x @ x if rows else self.b_ub
+        c = np.concatenate([self.c_x[cols], self.t_price])
+        a_eq = sp.csr_matrix(np.concatenate([self.sign[cols], np.zeros(len(self.t_price))])[None, :])
+        bounds = np.column_stack([np.zeros(len(c)), np.concatenate([self.qty[cols], self.t_qty])])
+        res = linprog(
+            c,
+            A_ub=a_ub if rows else None,
+            b_ub=b_ub if rows else None,
+            A_eq=a_eq,
+            b_eq=np.array([-(self.sign @ x)]),
+            bounds=bounds,
+            method=_METHOD,
+            options=_OPTIONS,
+        )
+        if res.status != 0 and len(cols) < len(x):  # infeasible (only possible with bids fixed), or a HiGHS failure
+            return None
+        if res.status != 0:
+            raise RuntimeError(f"HiGHS did not clear the interval: {res.message}")
+        n_free = len(cols)
+        x[cols] = np.clip(res.x[:n_free], 0.0, self.qty[cols])
+        t_bought = np.clip(res.x[n_free:], 0.0, self.t_qty)
+        mu = float(res.eqlin.marginals[0])
+        nu = res.ineqlin.marginals if rows else np.zeros(0)
+        m_up = len(self.up_rows)
+        congestion = np.zeros(self.anc.shape[0])  # nu_up - nu_down of each location's own edge
+        congestion[self.up_rows] += nu[:m_up]
+        congestion[self.down_rows] -= nu[m_up:]
+        return x, t_bought, mu + self.anc @ congestion
+
+
+def _uniform_price(is_buy: np.ndarray, qty: np.ndarray, price: np.ndarray) -> float:
+    """Where supply (sells at or below) first covers demand (buys at or above): a sort walk, no limits."""
+    order = np.argsort(price, kind="stable")
+    q_buy = np.where(is_buy, qty, 0.0)[order]
+    q_sell = np.where(is_buy, 0.0, qty)[order]
+    excess = np.cumsum(q_sell) - (q_buy.sum() - np.cumsum(q_buy) + q_buy)
+    return float(price[order][min(int(np.searchsorted(excess, 0.0)), len(price) - 1)])
+
+
+def _price_estimate(
+    tree: _Tree, constrained: np.ndarray, loc_idx: np.ndarray, is_buy: np.ndarray, qty: np.ndarray, price: np.ndarray
+) -> np.ndarray:
+    """A guess of each bid's location price: the uniform price ``p0``, except below a limit, where the bids of the
+    subtree under their deepest limit are cleared against ``p0`` with the net export clipped to that limit. Only a
+    starting point for the active set: exactness comes from the reduced-cost check, not from this guess."""
+    p0 = _uniform_price(is_buy, qty, price)
+    own = np.full(len(price), p0)
+    anc = tree.ancestors
+    # Parents come before children in the tree's order, so the deepest limited ancestor has the largest index.
+    marked = np.where(constrained[anc.indices], anc.indices, -1)
+    deepest = np.maximum.reduceat(marked, anc.indptr[:-1])
+    group = deepest[loc_idx]
+    sel = np.flatnonzero(group >= 0)
+    if not len(sel):
+        return own
+    order = sel[np.lexsort((price[sel], group[sel]))]
+    g, p, q, buy = group[order], price[order], qty[order], is_buy[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    size = np.diff(np.r_[starts, len(g)])
+
+    def cum_in_group(v: np.ndarray) -> np.ndarray:
+        c = np.cumsum(v)
+        return c - np.repeat(c[starts] - v[starts], size)
+
+    q_buy, q_sell = np.where(buy, q, 0.0), np.where(buy, 0.0, q)
+    buy_total = np.repeat(cum_in_group(q_buy)[np.r_[starts[1:], len(g)] - 1], size)
+    net = cum_in_group(q_sell) - (buy_total - cum_in_group(q_buy) + q_buy)  # net export at each bid's price
+    at_p0 = np.add.reduceat(np.where(p <= p0, q_sell, 0.0) - np.where(p >= p0, q_buy, 0.0), starts)
+    cap = tree.capacity[g[starts]]
+    target = np.repeat(np.clip(at_p0, -cap, cap), size)
+    est = np.full(len(starts), p0)
+    over, under = at_p0 > cap, at_p0 < -cap
+    low = np.minimum.reduceat(np.where(net >= target, p, np.inf), starts)  # export capped: price falls to here
+    high = np.maximum.reduceat(np.where(net <= target, p, -np.inf), starts)  # import capped: price rises to here
+    est[over] = low[over]
+    est[under] = high[under]
+    est[~np.isfinite(est)] = p0
+    own[order] = np.repeat(est, size)
+    return own
+
+
+def _initial_window(own: np.ndarray, price: np.ndarray) -> tuple[np.ndarray, float]:
+    """The bids nearest their location's guessed price, and the half-width of that window."""
+    n = len(price)
+    count = min(n, max(_WINDOW_MIN, int(_WINDOW_SHARE * n)))
+    width = np.abs(price - own)
+    delta = float(np.partition(width, count - 1)[count - 1])
+    return width <= delta, max(delta, 1e-9)
 
 
 class _Tree:
