@@ -26,6 +26,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from gateway.api.server import free_port  # one way to find a port, shared with the demo
+
 #: Unprivileged account used to run PostgreSQL when the tests run as root,
 #: because ``initdb``/``postgres`` refuse to run as root.
 SERVICE_USER = "tgwtest"
@@ -54,17 +56,6 @@ def require_service(name: str, why: str) -> NoReturn:
         f"{name} not available ({why}); install the Debian package "
         f"'{package}' (apt-get install {package}) to run these tests"
     )
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago.
-
-    Binding to port 0 lets the kernel choose; there is a small window before
-    the server binds it, which is acceptable for tests.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:

@@ -48,7 +48,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ParamSpec
 
 import paho.mqtt.client as mqtt
@@ -94,14 +94,10 @@ def publishable(batch: list[StoredMessage], after_seq: int, *, now: datetime, gr
     """
     expected = after_seq + 1
     for index, message in enumerate(batch):
-        if message.seq != expected and (now - _aware(message.stored_at)).total_seconds() < grace:
+        if message.seq != expected and (now - message.stored_at).total_seconds() < grace:
             return batch[:index]
         expected = message.seq + 1
     return batch
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def is_store_outage(exc: BaseException) -> bool:
