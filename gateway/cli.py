@@ -52,14 +52,23 @@ def serve(
         str | None, typer.Option(envvar="TGW_MQTT_URL", help="mqtt://host:1883 (none: run without a broker)")
     ] = None,
     log_level: Annotated[str, typer.Option(envvar="TGW_LOG_LEVEL")] = "info",
+    market_tick: Annotated[
+        float,
+        typer.Option(
+            envvar="TGW_MARKET_TICK", min=0, help="Seconds between call-auction checks for closed gates (0: off)."
+        ),
+    ] = 15.0,
 ) -> None:
-    """Run the gateway: REST API (docs at /docs), canonical store, and the MQTT bridge when a broker is given."""
+    """Run the gateway: REST API (docs at /docs), canonical store, the periodic call auction of every
+    auto-clearing market, and the MQTT bridge when a broker is given."""
     import uvicorn
 
     from gateway.api import create_app
     from gateway.store import Store, StoreError, redact
 
-    settings = Settings(host=host, port=port, database_url=database_url, mqtt_url=mqtt_url or None)
+    settings = Settings(
+        host=host, port=port, database_url=database_url, mqtt_url=mqtt_url or None, market_tick_seconds=market_tick
+    )
     broker = "none (no broker configured)"
     if settings.mqtt_url:
         from gateway.protocols.mqtt import parse_mqtt_url
@@ -76,6 +85,9 @@ def serve(
     console.print(f"  API      http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     console.print(f"  database {redact(settings.database_url)}")
     console.print(f"  MQTT     {broker}")
+    console.print(
+        "  markets  " + (f"call auctions checked every {market_tick:g} s" if market_tick else "no periodic runs")
+    )
     config = uvicorn.Config(create_app(settings, store=store), host=host, port=port, log_level=log_level)
     try:
         uvicorn.Server(config).run()

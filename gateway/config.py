@@ -16,3 +16,5 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     mqtt_url: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
+    market_tick_seconds: float = 15.0
+    """How often the periodic call auction looks for intervals whose gate closed; 0 turns it off."""

@@ -27,6 +27,7 @@ from gateway.api import create_app
 from gateway.api.server import serve_in_thread
 from gateway.config import Settings
 from gateway.demo_ieee13 import write_ieee13
+from gateway.demo_market import DEPOT, OPERATOR, clear_and_settle, depot_tender, market, subscription
 from gateway.model import LocationKind
 
 MARKET = "maple-dam"
@@ -39,6 +40,7 @@ PARTIES = [
     {"id": "ben", "name": "Ben Okafor (EV)", "roles": ["consumer"]},
     {"id": "chen", "name": "Chen Wei (heat pump)", "roles": ["consumer"]},
     {"id": "maple-solar", "name": "Maple Community Solar", "roles": ["producer"]},
+    OPERATOR,
 ]
 
 FEEDER = "fdr-ieee13nodeckt"
@@ -63,6 +65,7 @@ HOUSEHOLD_POINTS = [
         "parent_id": SUBSTATION_TRANSFORMER,
         "rating_kva": 100,
     },
+    DEPOT,
 ]
 
 RESOURCES = [
@@ -151,7 +154,7 @@ def tenders(hours: list[datetime]) -> list[dict[str, Any]]:
         return "0.34" if 16 <= hour < 21 else "0.19"
 
     return [
-        strip("vp-tariff", "valley-power", "sell", FEEDER, lambda h: True, "500", tou),
+        strip("vp-tariff", "valley-power", "sell", FEEDER, lambda h: True, "1000", tou),
         strip("solar-midday", "maple-solar", "sell", "SP-solar", lambda h: 9 <= h < 16, "60", "0.055"),
         strip("ana-evening", "ana", "sell", "SP-ana", lambda h: 17 <= h < 20, "5", "0.28"),
         strip("ben-overnight", "ben", "buy", "SP-ben", lambda h: 0 <= h < 5, "11", "0.16"),
@@ -256,8 +259,10 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
         )
     )
     hours = tomorrow_hours()
+    peak = next(h for h in hours if local_hour(h) == 18)
     started = time.perf_counter()
-    app = create_app(Settings(database_url=database_url))
+    # No periodic call auction in the demo: it clears tomorrow's peak hour on purpose, below.
+    app = create_app(Settings(database_url=database_url, market_tick_seconds=0))
     with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         console.print(f"gateway listening on {base_url}  (OpenAPI docs at {base_url}/docs while it runs)\n")
         story, feeder = ieee13_batch(workdir)
@@ -272,9 +277,19 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
             ("household and solar service points on the feeder's transformers", "/v1/locations", HOUSEHOLD_POINTS),
             ("resources (DER and flexible loads)", "/v1/resources", RESOURCES),
             (
+                f"market {MARKET}: hourly, USD, network = the feeder, gate 1 h",
+                "/v1/markets",
+                [market(MARKET, MARKET_ZONE, FEEDER)],
+            ),
+            (
+                "a transactive tariff: Ben's 2 kW subscription",
+                "/v1/subscriptions",
+                [subscription(MARKET, hours[0], hours[-1] + timedelta(hours=1))],
+            ),
+            (
                 f"tenders for tomorrow in {MARKET} ({len(hours)} hourly intervals, {MARKET_ZONE})",
                 "/v1/tenders",
-                tenders(hours),
+                [*tenders(hours), depot_tender(MARKET, MARKET_ZONE, peak)],
             ),
             ("controls (a DR event and a PV export cap)", "/v1/controls", controls(hours)),
             ("an operating envelope, as a raw canonical message", "/v1/messages", [envelope_message(hours)]),
@@ -308,6 +323,8 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
         console.print(f"  a tender from an unknown party     → HTTP {refused.status_code}:")
         for error in refused.json()["detail"]:
             console.print(f"      {'.'.join(map(str, error['loc']))}: {error['msg']}", highlight=False)
+
+        clear_and_settle(http, console, MARKET, MARKET_ZONE, peak, [FEEDER, SUBSTATION_TRANSFORMER, SMALL_TRANSFORMER])
 
         health = http.get("/health").json()
         stored_locations = http.get("/v1/locations", params={"limit": 1000}).json()

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from gateway.bus import Bus
+from gateway.market.rules import Finding, subscription_findings, tender_findings, transaction_findings
 from gateway.model import (
     CanonicalObject,
     Control,
@@ -17,6 +19,7 @@ from gateway.model import (
     Envelope,
     Location,
     LocationTreeError,
+    Market,
     MessageKind,
     OperatingEnvelope,
     Override,
@@ -24,11 +27,13 @@ from gateway.model import (
     Resource,
     Response,
     SettlementLine,
+    Subscription,
     Tender,
     Transaction,
     TransportProduct,
     check_parent,
 )
+from gateway.model.base import utc_now
 from gateway.store import Store, StoredMessage
 
 
@@ -71,6 +76,8 @@ def references(payload: CanonicalObject) -> list[Reference]:
             add(MessageKind.PARTY, payload.owner_id, "owner_id")
             add(MessageKind.LOCATION, payload.location_id, "location_id")
         case Tender() | Transaction() | Position() | SettlementLine() | Delivery():
+            if not isinstance(payload, Delivery):
+                add(MessageKind.MARKET, payload.market_id, "market_id")
             add(MessageKind.PARTY, payload.party_id, "party_id")
             add(MessageKind.LOCATION, payload.location_id, "location_id")
             product = getattr(payload, "product", None)
@@ -91,6 +98,14 @@ def references(payload: CanonicalObject) -> list[Reference]:
         case OperatingEnvelope():
             add(MessageKind.LOCATION, payload.location_id, "location_id")
             add(MessageKind.RESOURCE, payload.resource_id, "resource_id")
+        case Market():
+            add(MessageKind.PARTY, payload.operator_id, "operator_id")
+            add(MessageKind.LOCATION, payload.network_root_id, "network_root_id")
+        case Subscription():
+            add(MessageKind.MARKET, payload.market_id, "market_id")
+            add(MessageKind.PARTY, payload.party_id, "party_id")
+            add(MessageKind.PARTY, payload.counterparty_id, "counterparty_id")
+            add(MessageKind.LOCATION, payload.location_id, "location_id")
         case Override() | Response():
             add(MessageKind.PARTY, payload.party_id, "party_id")
             add(MessageKind(payload.subject.kind.value), payload.subject.id, "subject", "id")
@@ -107,23 +122,26 @@ class Ingestor:
 
     def check(self, envelopes: Sequence[Envelope]) -> list[Problem]:
         """Problems with what the batch refers to; objects defined earlier in the same batch count."""
-        pending: dict[tuple[MessageKind, str], CanonicalObject] = {}
+        lookup = _Lookup(self.store)
         problems: list[Problem] = []
+        now = utc_now()
         for index, envelope in enumerate(envelopes):
             payload = envelope.payload
             base: tuple[str | int, ...] = (index, "payload")
+            missing = False
             for kind, ref_id, loc in references(payload):
-                if (kind, ref_id) not in pending and not self.store.exists(kind, ref_id):
+                if not lookup.exists(kind, ref_id):
                     problems.append(Problem((*base, *loc), f"unknown {kind.value} '{ref_id}'"))
+                    missing = True
             if isinstance(payload, Location) and payload.parent_id is not None:
-                parent = pending.get((MessageKind.LOCATION, payload.parent_id)) or self.store.get(
-                    MessageKind.LOCATION, payload.parent_id
-                )
                 try:
-                    check_parent(payload, parent)  # type: ignore[arg-type]
+                    check_parent(payload, lookup.location(payload.parent_id))
                 except LocationTreeError as exc:
                     problems.append(Problem((*base, "parent_id"), str(exc)))
-            pending[(envelope.message_kind, payload.id)] = payload
+            if not missing:
+                for loc, msg in _market_findings(payload, lookup, now):
+                    problems.append(Problem((*base, *loc), msg, "market_rule"))
+            lookup.add(envelope.message_kind, payload)
         return problems
 
     def ingest_sync(self, envelopes: Sequence[Envelope], *, protocol: str, peer: str) -> list[StoredMessage]:
@@ -140,3 +158,51 @@ class Ingestor:
         if self.bus is not None:
             self.bus.publish(stored)
         return stored
+
+
+class _Lookup:
+    """Objects the batch defines or the store holds, read once per check (a batch of 1,000 tenders for one market
+    asks for the same market 1,000 times)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pending: dict[tuple[MessageKind, str], CanonicalObject] = {}
+        self.cache: dict[tuple[MessageKind, str], CanonicalObject | None] = {}
+
+    def add(self, kind: MessageKind, payload: CanonicalObject) -> None:
+        self.pending[(kind, payload.id)] = payload
+
+    def get(self, kind: MessageKind, entity_id: str) -> CanonicalObject | None:
+        key = (kind, entity_id)
+        if key in self.pending:
+            return self.pending[key]
+        if key not in self.cache:
+            self.cache[key] = self.store.get(kind, entity_id)
+        return self.cache[key]
+
+    def exists(self, kind: MessageKind, entity_id: str) -> bool:
+        key = (kind, entity_id)
+        if key in self.pending or self.cache.get(key) is not None:
+            return True
+        return self.store.exists(kind, entity_id)
+
+    def location(self, location_id: str) -> Location | None:
+        return self.get(MessageKind.LOCATION, location_id)  # type: ignore[return-value]
+
+    def market(self, market_id: str) -> Market | None:
+        return self.get(MessageKind.MARKET, market_id)  # type: ignore[return-value]
+
+
+def _market_findings(payload: CanonicalObject, lookup: _Lookup, now: datetime) -> list[Finding]:
+    """The rules of the market a tender, subscription or trade is sent to (see gateway.market.rules)."""
+    match payload:
+        case Tender():
+            market = lookup.market(payload.market_id)
+            return [] if market is None else tender_findings(payload, market, lookup.location, now)
+        case Subscription():
+            market = lookup.market(payload.market_id)
+            return [] if market is None else subscription_findings(payload, market, lookup.location)
+        case Transaction():
+            market = lookup.market(payload.market_id)
+            return [] if market is None else transaction_findings(payload, market, lookup.location)
+    return []

@@ -50,6 +50,9 @@ def seed(http: httpx.Client) -> None:
         ("/v1/parties", party()),
         ("/v1/locations", {"id": "fdr", "name": "Feeder", "kind": "feeder"}),
         ("/v1/locations", {"id": "sp1", "name": "SP 1", "kind": "service_point", "parent_id": "fdr"}),
+        ("/v1/parties", party("operator", roles=["dmo"])),
+        ("/v1/markets", {"id": "m1", "operator_id": "operator"}),
+        ("/v1/markets", {"id": "m0", "operator_id": "operator"}),
     ]:
         assert http.post(path, json=body).status_code == 201, body
 
@@ -251,4 +254,4 @@ def test_metrics_are_prometheus_text(http: httpx.Client) -> None:
     samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert samples["tgw_database_up"] == "1"
     assert samples['tgw_objects{kind="location"}'] == "2"
-    assert int(samples["tgw_log_seq"]) == 3 and int(samples["tgw_bus_published_total"]) == 3
+    assert int(samples["tgw_log_seq"]) == 6 and int(samples["tgw_bus_published_total"]) == 6

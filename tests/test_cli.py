@@ -121,16 +121,24 @@ def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
     assert "not on a PT1H boundary" in result.stdout
     store = Store(f"sqlite:///{tmp_path / 'tgw-demo.db'}")
     counts = store.counts()
-    # 6 parties; the IEEE 13 feeder (substation, feeder, 2 transformers, 9 service points) and 4 household
-    # service points; its 9 loads and 5 household DER; 5 tenders; 2 controls.
-    kinds = ("party", "location", "resource", "tender", "control", "operating_envelope")
-    assert [counts[kind] for kind in kinds] == [6, 17, 14, 5, 2, 1]
+    # 7 parties (the exchange among them); the IEEE 13 feeder (substation, feeder, 2 transformers, 9 service
+    # points) and 5 more service points (4 households, the depot); its 9 loads and 5 household DER; 6 tenders;
+    # 2 controls; one market with one subscription, cleared once.
+    kinds = ("party", "location", "resource", "tender", "control", "operating_envelope", "market", "subscription")
+    assert [counts[kind] for kind in kinds] == [7, 18, 14, 6, 2, 1, 1, 1]
     feeder = store.get(MessageKind.LOCATION, "fdr-ieee13nodeckt")
     assert feeder is not None and feeder.rating_kva == 5000  # type: ignore[union-attr]
     imported = store.query_messages(correlation_id="ieee13-import", limit=100)
     assert len(imported) == 22 and all(m.envelope.source.protocol == "cim" for m in imported)  # type: ignore[union-attr]
     assert store.get(MessageKind.TENDER, "chen-morning").status.value == "cancelled"  # type: ignore[union-attr]
     assert len(store.rejections()) == 2
+    # The peak hour cleared on the network: the 500 kVA transformer bound and its side of it priced higher.
+    [clearing] = store.list(MessageKind.CLEARING)
+    assert clearing.binding_location_ids == ["xf-xfm1"]  # type: ignore[union-attr]
+    assert clearing.price_at("xf-xfm1") > clearing.price_at("fdr-ieee13nodeckt")  # type: ignore[union-attr]
+    assert "bills for the hour" in result.stdout
+    lines = store.list(MessageKind.SETTLEMENT_LINE, limit=None)
+    assert {line.kind.value for line in lines} == {"transaction", "subscription", "deviation"}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["version"]])

@@ -63,6 +63,8 @@ def seed(store: Store) -> None:
     Ingestor(store).ingest_sync(
         [
             party("p1"),
+            party("op"),
+            env("market", id="m1", operator_id="op"),
             location("n1", "pnode"),
             location("f1", "feeder", "n1"),
             location("t1", "transformer", "f1"),
@@ -109,14 +111,17 @@ def test_references_may_be_satisfied_earlier_in_the_same_batch(store: Store) -> 
         party("p1"),
         location("n1", "pnode"),
         location("sp1", "service_point", "n1"),
+        party("op"),
+        env("market", id="m1", operator_id="op"),
         tender("t1"),
         control("c1", party_ids=["p1"]),
         env("override", party_id="p1", subject={"kind": "control", "id": "c1"}, mode="opt_out", span=SPAN),
     ]
     assert Ingestor(store).check(batch) == []
     # but not later in it: order is the order of definition
-    reordered = [batch[3], *batch[:3]]
+    reordered = [batch[5], *batch[:5]]
     assert [p.loc for p in Ingestor(store).check(reordered)] == [
+        (0, "payload", "market_id"),
         (0, "payload", "party_id"),
         (0, "payload", "location_id"),
     ]

@@ -19,12 +19,15 @@ from pydantic import ValidationError
 
 from gateway.model import (
     PAYLOAD_TYPES,
+    Clearing,
     Control,
     Envelope,
     EnvelopePeriod,
+    Interval,
     Location,
     LocationTree,
     LocationTreeError,
+    Market,
     MessageKind,
     OperatingEnvelope,
     Override,
@@ -35,6 +38,7 @@ from gateway.model import (
     ResponseStatus,
     Side,
     Source,
+    Subscription,
     Tender,
     TenderStatus,
     Transaction,
@@ -673,7 +677,56 @@ SAMPLES: dict[MessageKind, dict[str, Any]] = {
         "span": SPAN,
     },
     MessageKind.RESPONSE: {"subject": {"kind": "control", "id": "c1"}, "status": "opted_out"},
+    MessageKind.MARKET: {"id": "m", "operator_id": "op", "resolution": "PT15M", "gate_closure": "PT10M"},
+    MessageKind.SUBSCRIPTION: {
+        "market_id": "m",
+        "party_id": "p1",
+        "counterparty_id": "retailer",
+        "location_id": "sp1",
+        "quantity": "1.2",
+        "price": "0.14",
+        "start": "2024-01-01T00:00:00Z",
+        "end": "2024-02-01T00:00:00Z",
+    },
+    MessageKind.CLEARING: {
+        "market_id": "m",
+        "interval": {"start": "2024-01-01T00:00:00Z", "duration": "PT1H"},
+        "type": "MARGINAL_SELLER",
+        "price": "0.2",
+        "cleared_quantity": "8",
+        "supply_curve": [["5", "0.1"], ["10", "0.2"]],
+        "gate_closed_at": "2023-12-31T23:55:00Z",
+    },
 }
+
+
+def test_market_rules_of_its_own() -> None:
+    with pytest.raises(ValidationError, match="price_floor"):
+        Market(id="m", operator_id="op", price_cap=Decimal(1), price_floor=Decimal(1))
+    with pytest.raises(ValidationError, match="gate_closure must not be negative"):
+        Market(id="m", operator_id="op", gate_closure="-PT5M")
+    with pytest.raises(ValidationError, match="real energy"):
+        Market(id="m", operator_id="op", quantity_unit="kvar")
+    with pytest.raises(ValidationError, match="at most 100 characters"):
+        Market(id="m" * 101, operator_id="op")
+
+
+def test_a_clearing_is_named_by_its_market_and_interval() -> None:
+    clearing = Clearing.model_validate(SAMPLES[MessageKind.CLEARING])
+    assert clearing.id == "m:2024-01-01T00:00:00+00:00:PT1H"
+    assert clearing.price_at("anywhere") == Decimal("0.2")
+    with pytest.raises(ValidationError, match="clearing id must be"):
+        Clearing.model_validate({**SAMPLES[MessageKind.CLEARING], "id": "other"})
+
+
+def test_a_subscription_covers_whole_intervals_inside_it() -> None:
+    sub = Subscription.model_validate(SAMPLES[MessageKind.SUBSCRIPTION])
+    inside = Interval(start=datetime(2024, 1, 31, 23, tzinfo=UTC), duration=Resolution.HOUR)
+    after = Interval(start=datetime(2024, 2, 1, tzinfo=UTC), duration=Resolution.HOUR)
+    assert sub.covers(inside) and not sub.covers(after)
+    assert sub.aligned_to(Resolution.DAY, "UTC") and not sub.aligned_to(Resolution.DAY, "America/New_York")
+    with pytest.raises(ValidationError, match="end must be after start"):
+        Subscription.model_validate({**SAMPLES[MessageKind.SUBSCRIPTION], "end": "2024-01-01T00:00:00Z"})
 
 
 def test_samples_cover_every_kind() -> None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
@@ -16,11 +17,14 @@ from gateway.api import errors
 from gateway.api.limits import BodyLimit
 from gateway.api.metrics import router as metrics_router
 from gateway.api.routes_entities import PATHS, cancel_router, entity_router
+from gateway.api.routes_markets import router as markets_router
 from gateway.api.routes_messages import router as messages_router
 from gateway.api.schemas import DatabaseHealth, Health, MqttHealth, RejectionOut
 from gateway.bus import Bus
 from gateway.config import Settings
 from gateway.ingest import Ingestor
+from gateway.market.runs import MarketRunner
+from gateway.market.scheduler import CallAuctionScheduler
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ One canonical transactive message model between OpenADR, IEEE 2030.5, Energy Int
   source and time. Every message is stored durably and idempotently before the response is sent.
 * **/v1/parties, /v1/locations, /v1/resources, /v1/tenders, /v1/controls, ...** hold the current state of
   each object; POST stores a new version through the same checked path.
+* **/v1/markets/{id}/clear, /results, /positions, /settle, /settlements** run the reference clearing service:
+  call auctions per interval (network-aware when the market has a network), positions and settlement.
 * Errors are 4xx with field-level reasons (`detail[].loc`, `detail[].msg`); refused input is recorded and
   can be read at **/v1/rejections**.
 """
@@ -48,6 +54,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.bus = Bus()
         app.state.bus.bind(asyncio.get_running_loop())
         app.state.ingestor = Ingestor(app.state.store, app.state.bus)
+        app.state.market_runner = MarketRunner(app.state.store)
+        app.state.scheduler = None
+        if settings.market_tick_seconds > 0:
+            app.state.scheduler = CallAuctionScheduler(
+                app.state.market_runner, app.state.bus, tick=timedelta(seconds=settings.market_tick_seconds)
+            )
+            app.state.scheduler.start()
         app.state.mqtt = None
         if settings.mqtt_url:
             from gateway.protocols.mqtt import MqttBridge, parse_mqtt_url
@@ -59,6 +72,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         try:
             yield
         finally:
+            if app.state.scheduler is not None:
+                await app.state.scheduler.stop()
             if app.state.mqtt is not None:
                 await app.state.mqtt.stop()
             await app.state.bus.close()
@@ -116,6 +131,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(metrics_router)
     app.include_router(messages_router)
     app.include_router(cancel_router())
+    app.include_router(markets_router)
     for kind in PATHS:
         app.include_router(entity_router(kind))
     return app

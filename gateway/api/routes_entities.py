@@ -41,7 +41,13 @@ PATHS: dict[MessageKind, str] = {
     MessageKind.OPERATING_ENVELOPE: "operating-envelopes",
     MessageKind.OVERRIDE: "overrides",
     MessageKind.RESPONSE: "responses",
+    MessageKind.MARKET: "markets",
+    MessageKind.SUBSCRIPTION: "subscriptions",
+    MessageKind.CLEARING: "clearings",
 }
+
+READ_ONLY = frozenset({MessageKind.CLEARING})
+"""Kinds only the gateway itself writes: a clearing result comes from a market run, never from a client."""
 
 
 async def store_payload(request: Request, response: Response, payload: CanonicalModel) -> StoredMessageOut:
@@ -119,6 +125,8 @@ def entity_router(kind: MessageKind) -> APIRouter:
         return await store_payload(request, response, payload)
 
     # The body type is only known at run time; with postponed annotations FastAPI needs it set explicitly.
+    if kind in READ_ONLY:
+        return router
     post_object.__annotations__["payload"] = model
     post_object.__doc__ = (
         f"Create or update a {kind.value} (a new version of the object with that id). Posting identical content"

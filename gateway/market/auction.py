@@ -61,10 +61,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from gateway.model.markets import ClearingType
 
 TICKS_PER_UNIT = 1_000_000
 """Quantity resolution: 1e-6 of the book's unit (1 mW in a kW book)."""
@@ -77,17 +78,6 @@ _MAX_TOTAL_TICKS = 2**62
 
 _ONE_AT_A_TIME_ROUNDS = 16
 """All-or-none: rounds that drop a single bid before the engine drops every partly filled one per round."""
-
-
-class ClearingType(StrEnum):
-    """GridLAB-D's ``current_market.clearing_type`` keywords (auction.cpp)."""
-
-    NULL = "NULL"
-    EXACT = "EXACT"
-    MARGINAL_SELLER = "MARGINAL_SELLER"
-    MARGINAL_BUYER = "MARGINAL_BUYER"
-    MARGINAL_PRICE = "MARGINAL_PRICE"
-    FAILURE = "FAILURE"
 
 
 class Curve(NamedTuple):

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from gateway.model.base import CanonicalModel, Identifier, UtcDatetime, new_id, utc_now
 from gateway.model.controls import Control, OperatingEnvelope
 from gateway.model.market import Delivery, Position, SettlementLine, Tender, Transaction
+from gateway.model.markets import Clearing, Market, Subscription
 from gateway.model.overrides import Override, Response
 from gateway.model.parties import Location, Party, Resource
 
@@ -32,6 +33,9 @@ class MessageKind(StrEnum):
     OPERATING_ENVELOPE = "operating_envelope"
     OVERRIDE = "override"
     RESPONSE = "response"
+    MARKET = "market"
+    SUBSCRIPTION = "subscription"
+    CLEARING = "clearing"
 
 
 CanonicalObject = (
@@ -47,6 +51,9 @@ CanonicalObject = (
     | OperatingEnvelope
     | Override
     | Response
+    | Market
+    | Subscription
+    | Clearing
 )
 Payload = Annotated[CanonicalObject, Field(discriminator="object_type")]
 
@@ -65,6 +72,9 @@ PAYLOAD_TYPES: dict[MessageKind, type[CanonicalModel]] = {
         OperatingEnvelope,
         Override,
         Response,
+        Market,
+        Subscription,
+        Clearing,
     )
 }
 

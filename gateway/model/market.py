@@ -149,7 +149,8 @@ class Transaction(_Priced):
     counterparty_id: Identifier
     side: Side
     tender_id: Identifier | None = None
-    clearing_id: Identifier | None = None
+    clearing_id: str | None = Field(default=None, max_length=400)
+    subscription_id: Identifier | None = None
     product: Product = Field(default_factory=EnergyProduct)
     location_id: Identifier
     interval: Interval

@@ -310,15 +310,31 @@ class Store:
             return conn.execute(select(table.c.id).where(table.c.id == entity_id)).first() is not None
 
     def list(
-        self, kind: MessageKind, *, filters: dict[str, str] | None = None, limit: int = 100, offset: int = 0
+        self,
+        kind: MessageKind,
+        *,
+        filters: dict[str, str] | None = None,
+        ranges: dict[str, tuple[str | None, str | None]] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
     ) -> list[CanonicalObject]:
-        """Current objects of one kind, filtered on the kind's indexed columns, in id order."""
+        """Current objects of one kind, filtered on the kind's indexed columns, in id order (``limit`` None: all).
+
+        ``ranges`` bounds a column from below (inclusive) and above (exclusive), e.g. ``interval_start``: those
+        columns hold UTC ISO text, which sorts as time does.
+        """
         state = STATE_TABLES[kind]
         query = select(state.table.c.body)
-        for name, value in (filters or {}).items():
+        for name in (*(filters or {}), *(ranges or {})):
             if name not in state.columns:
                 raise StoreError(f"{kind.value} cannot be filtered by '{name}'; try one of {sorted(state.columns)}")
+        for name, value in (filters or {}).items():
             query = query.where(state.table.c[name] == value)
+        for name, (low, high) in (ranges or {}).items():
+            if low is not None:
+                query = query.where(state.table.c[name] >= low)
+            if high is not None:
+                query = query.where(state.table.c[name] < high)
         query = query.order_by(state.table.c.id).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             bodies = conn.execute(query).scalars().all()

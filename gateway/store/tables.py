@@ -132,6 +132,11 @@ def _attr(name: str) -> Extractor:
     return lambda payload: getattr(payload, name)
 
 
+def _interval_start(payload: Any) -> str:
+    """ISO text of the interval start: UTC and whole seconds, so it sorts and compares as text on every database."""
+    return payload.interval.start.isoformat()
+
+
 STATE_TABLES: dict[MessageKind, StateTable] = {
     MessageKind.PARTY: _state(MessageKind.PARTY),
     MessageKind.LOCATION: _state(MessageKind.LOCATION, parent_id=_attr("parent_id"), location_kind=_attr("kind")),
@@ -143,11 +148,28 @@ STATE_TABLES: dict[MessageKind, StateTable] = {
         location_id=_attr("location_id"),
         status=_attr("status"),
     ),
-    MessageKind.TRANSACTION: _state(MessageKind.TRANSACTION, market_id=_attr("market_id"), party_id=_attr("party_id")),
-    MessageKind.POSITION: _state(MessageKind.POSITION, market_id=_attr("market_id"), party_id=_attr("party_id")),
-    MessageKind.DELIVERY: _state(MessageKind.DELIVERY, party_id=_attr("party_id"), location_id=_attr("location_id")),
+    MessageKind.TRANSACTION: _state(
+        MessageKind.TRANSACTION,
+        market_id=_attr("market_id"),
+        party_id=_attr("party_id"),
+        tender_id=_attr("tender_id"),
+        clearing_id=_attr("clearing_id"),
+        interval_start=_interval_start,
+    ),
+    MessageKind.POSITION: _state(
+        MessageKind.POSITION, market_id=_attr("market_id"), party_id=_attr("party_id"), interval_start=_interval_start
+    ),
+    MessageKind.DELIVERY: _state(
+        MessageKind.DELIVERY,
+        party_id=_attr("party_id"),
+        location_id=_attr("location_id"),
+        interval_start=_interval_start,
+    ),
     MessageKind.SETTLEMENT_LINE: _state(
-        MessageKind.SETTLEMENT_LINE, market_id=_attr("market_id"), party_id=_attr("party_id")
+        MessageKind.SETTLEMENT_LINE,
+        market_id=_attr("market_id"),
+        party_id=_attr("party_id"),
+        interval_start=_interval_start,
     ),
     MessageKind.CONTROL: _state(MessageKind.CONTROL, program_id=_attr("program_id"), status=_attr("status")),
     MessageKind.OPERATING_ENVELOPE: _state(MessageKind.OPERATING_ENVELOPE, location_id=_attr("location_id")),
@@ -155,6 +177,11 @@ STATE_TABLES: dict[MessageKind, StateTable] = {
         MessageKind.OVERRIDE, party_id=_attr("party_id"), subject_id=lambda o: o.subject.id, status=_attr("status")
     ),
     MessageKind.RESPONSE: _state(MessageKind.RESPONSE, subject_id=lambda r: r.subject.id, status=_attr("status")),
+    MessageKind.MARKET: _state(MessageKind.MARKET, operator_id=_attr("operator_id")),
+    MessageKind.SUBSCRIPTION: _state(
+        MessageKind.SUBSCRIPTION, market_id=_attr("market_id"), party_id=_attr("party_id")
+    ),
+    MessageKind.CLEARING: _state(MessageKind.CLEARING, market_id=_attr("market_id"), interval_start=_interval_start),
 }
 
 STATE_FILTERS: dict[MessageKind, list[str]] = {kind: sorted(state.columns) for kind, state in STATE_TABLES.items()}
