@@ -31,6 +31,9 @@ def _register_subcommands() -> None:
     from gateway.cli_cim import cim_app
 
     app.add_typer(cim_app, name="cim")
+    from gateway.cli_market import market_app
+
+    app.add_typer(market_app, name="market")
 
 
 _register_subcommands()

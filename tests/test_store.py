@@ -426,3 +426,34 @@ def test_spliced_envelope_json_equals_pydantics(name: str, correlation: str | No
     party = Party(id="p-1", name=name, roles=[Role.PROSUMER], identities=identities)
     envelope = Envelope(payload=party, correlation_id=correlation).with_source("api", 'peer "x" ü')
     assert envelope_json(envelope, envelope.payload.model_dump_json()) == envelope.model_dump_json()
+
+
+def test_revision_0002_fills_the_new_columns_of_rows_stored_before_it(store_url: str) -> None:
+    """Rows written under 0001 get their interval_start / tender_id / clearing_id from their JSON bodies."""
+    import json
+
+    from sqlalchemy import text
+
+    store = Store(store_url, migrate=False)
+    upgrade(store.engine, "0001")
+    body = {
+        "object_type": "transaction",
+        "id": "tx-old",
+        "tender_id": "t-old",
+        "clearing_id": None,
+        "interval": {"start": "2030-01-07T08:00:00Z", "duration": "PT1H"},
+    }
+    delivery = {"object_type": "delivery", "interval": {"start": "2030-01-07T09:00:00-08:00", "duration": "PT1H"}}
+    with store.engine.begin() as conn:
+        for table, row_id, payload in (("state_transaction", "tx-old", body), ("state_delivery", "d-old", delivery)):
+            conn.execute(
+                text(f"INSERT INTO {table} (id, message_seq, updated_at, body) VALUES (:id, 1, :at, :body)"),
+                {"id": row_id, "at": datetime(2030, 1, 1, tzinfo=UTC), "body": json.dumps(payload)},
+            )
+    upgrade(store.engine, "head")
+    with store.engine.connect() as conn:
+        tx = conn.execute(text("SELECT tender_id, clearing_id, interval_start FROM state_transaction")).one()
+        delivered = conn.execute(text("SELECT interval_start FROM state_delivery")).scalar_one()
+    assert tuple(tx) == ("t-old", None, "2030-01-07T08:00:00+00:00")
+    assert delivered == "2030-01-07T17:00:00+00:00"  # normalised to UTC, so ranges compare as text
+    store.close()

@@ -214,6 +214,7 @@ class MarketRunner:
         awards, prices, flows, binding, method, excluded = self._network_outcome(market, network, book, auction)
         transactions = self._transactions(market, interval, book, awards, prices, auction)
         transactions += self._subscription_transactions(market, interval)
+        transactions.sort(key=lambda t: t.id)  # the order a stored result reads back in
         positions = self._positions(market, interval, transactions)
         root_price = (
             prices.get(market.network_root_id or "", auction.clearing_price) if prices else auction.clearing_price
