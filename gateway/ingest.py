@@ -168,6 +168,7 @@ class _Lookup:
         self.store = store
         self.pending: dict[tuple[MessageKind, str], CanonicalObject] = {}
         self.cache: dict[tuple[MessageKind, str], CanonicalObject | None] = {}
+        self.cleared: dict[str, datetime | None] = {}
 
     def add(self, kind: MessageKind, payload: CanonicalObject) -> None:
         self.pending[(kind, payload.id)] = payload
@@ -192,13 +193,32 @@ class _Lookup:
     def market(self, market_id: str) -> Market | None:
         return self.get(MessageKind.MARKET, market_id)  # type: ignore[return-value]
 
+    def last_cleared(self, market_id: str) -> datetime | None:
+        """Start of the market's latest cleared interval (cached for the batch)."""
+        if market_id not in self.cleared:
+            text = self.store.max_value(MessageKind.CLEARING, "interval_start", filters={"market_id": market_id})
+            self.cleared[market_id] = None if text is None else datetime.fromisoformat(text)
+        return self.cleared[market_id]
+
 
 def _market_findings(payload: CanonicalObject, lookup: _Lookup, now: datetime) -> list[Finding]:
     """The rules of the market a tender, subscription or trade is sent to (see gateway.market.rules)."""
     match payload:
         case Tender():
             market = lookup.market(payload.market_id)
-            return [] if market is None else tender_findings(payload, market, lookup.location, now)
+            if market is None:
+                return []
+            found = tender_findings(payload, market, lookup.location, now)
+            last = lookup.last_cleared(market.id)
+            if last is not None and payload.rows[-1]["start"] <= last:
+                found.append(
+                    (
+                        ("rows",),
+                        f"every interval of the tender has been cleared already (market '{market.id}' has cleared up"
+                        f" to {last.isoformat()})",
+                    )
+                )
+            return found
         case Subscription():
             market = lookup.market(payload.market_id)
             return [] if market is None else subscription_findings(payload, market, lookup.location)

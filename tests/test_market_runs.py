@@ -36,10 +36,7 @@ def seed(store: Store, *, network: bool = True, **market: Any) -> None:
     """n1 (pnode) > f1 (feeder) > t1 (transformer, 10 kVA) > sp1; f1 > t2 (no limit) > sp2, sp3."""
     ingest(
         store,
-        *(
-            env("party", id=p, name=p, roles=["dmo" if p == "op" else "prosumer"])
-            for p in ("op", "a", "b", "c")
-        ),
+        *(env("party", id=p, name=p, roles=["dmo" if p == "op" else "prosumer"]) for p in ("op", "a", "b", "c")),
         env("location", id="n1", name="n1", kind="pnode"),
         env("location", id="f1", name="f1", kind="feeder", parent_id="n1"),
         env("location", id="t1", name="t1", kind="transformer", parent_id="f1", rating_kva="10"),
@@ -352,3 +349,17 @@ def test_to_decimal_gives_short_exact_prices() -> None:
     assert to_decimal(0.1 + 0.5 * (0.12 - 0.1)) == Decimal("0.11")
     assert str(to_decimal(10.0)) == "10"
     assert str(to_decimal(-0.05)) == "-0.05"
+
+
+def test_a_tender_only_for_cleared_intervals_is_refused(store: Store) -> None:
+    seed(store, network=False)
+    MarketRunner(store).clear_interval("m1", START, now=AFTER_GATE)
+    with pytest.raises(Rejected, match="has been cleared already"):
+        ingest(store, tender("late", "a", "sell", "sp1", "1", "0.1"))
+    # a strip reaching past the cleared interval is still welcome: its later rows can trade
+    later = [{"start": START + timedelta(hours=h), "quantity": Decimal(1), "price": Decimal("0.1")} for h in (0, 1)]
+    ingest(
+        store,
+        Envelope(payload=tender("strip", "a", "sell", "sp1", "1", "0.1").payload.model_copy(update={"rows": later})),
+    )
+    assert store.exists(MessageKind.TENDER, "strip")

@@ -341,6 +341,18 @@ class Store:
         model = PAYLOAD_TYPES[kind]
         return [model.model_validate_json(body) for body in bodies]  # type: ignore[misc]
 
+    def max_value(self, kind: MessageKind, column: str, *, filters: dict[str, str] | None = None) -> str | None:
+        """The largest value of an indexed column among current objects (e.g. the last cleared interval)."""
+        state = STATE_TABLES[kind]
+        for name in (column, *(filters or {})):
+            if name not in state.columns:
+                raise StoreError(f"{kind.value} has no indexed column '{name}'")
+        query = select(func.max(state.table.c[column]))
+        for name, value in (filters or {}).items():
+            query = query.where(state.table.c[name] == value)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()  # type: ignore[no-any-return]
+
     # -- rejections and cursors --------------------------------------------------------------------------
 
     def record_rejection(
