@@ -113,6 +113,15 @@ def references(payload: CanonicalObject) -> list[Reference]:
     return refs
 
 
+DERIVED_KINDS = frozenset({MessageKind.CLEARING, MessageKind.POSITION, MessageKind.SETTLEMENT_LINE})
+"""Kinds only the clearing service writes (it stores them directly, not through this path): a clearing is a market
+run's result, a position the sum of transactions, a settlement line the bill of metered deliveries. Taking them from
+a client would let it forge a market result or a bill."""
+
+RESERVED_PROTOCOLS = frozenset({"market"})
+"""Source protocols of the gateway's own writers; no edge may claim them."""
+
+
 class Ingestor:
     """Checks, stores and publishes canonical messages."""
 
@@ -128,6 +137,24 @@ class Ingestor:
         for index, envelope in enumerate(envelopes):
             payload = envelope.payload
             base: tuple[str | int, ...] = (index, "payload")
+            if envelope.message_kind in DERIVED_KINDS:
+                problems.append(
+                    Problem(
+                        (*base, "object_type"),
+                        f"{envelope.message_kind.value} objects are derived by the clearing service (from market runs,"
+                        " transactions and metered deliveries); send those instead",
+                        "derived_kind",
+                    )
+                )
+                continue
+            if envelope.source is not None and envelope.source.protocol in RESERVED_PROTOCOLS:
+                problems.append(
+                    Problem(
+                        (index, "source", "protocol"),
+                        f"protocol '{envelope.source.protocol}' is reserved for the gateway's clearing service",
+                        "reserved_protocol",
+                    )
+                )
             missing = False
             for kind, ref_id, loc in references(payload):
                 if not lookup.exists(kind, ref_id):
@@ -168,7 +195,7 @@ class _Lookup:
         self.store = store
         self.pending: dict[tuple[MessageKind, str], CanonicalObject] = {}
         self.cache: dict[tuple[MessageKind, str], CanonicalObject | None] = {}
-        self.cleared: dict[str, datetime | None] = {}
+        self.cleared: dict[tuple[str, str, str], set[str]] = {}
 
     def add(self, kind: MessageKind, payload: CanonicalObject) -> None:
         self.pending[(kind, payload.id)] = payload
@@ -193,12 +220,22 @@ class _Lookup:
     def market(self, market_id: str) -> Market | None:
         return self.get(MessageKind.MARKET, market_id)  # type: ignore[return-value]
 
-    def last_cleared(self, market_id: str) -> datetime | None:
-        """Start of the market's latest cleared interval (cached for the batch)."""
-        if market_id not in self.cleared:
-            text = self.store.max_value(MessageKind.CLEARING, "interval_start", filters={"market_id": market_id})
-            self.cleared[market_id] = None if text is None else datetime.fromisoformat(text)
-        return self.cleared[market_id]
+    def all_cleared(self, market_id: str, starts: list[datetime]) -> bool:
+        """Whether every one of these interval starts has a clearing in the market: one range query per tender,
+        answered from the index (most tenders are for intervals far from any clearing and find none)."""
+        first, last = starts[0].isoformat(), starts[-1].isoformat()
+        key = (market_id, first, last)
+        if key not in self.cleared:
+            self.cleared[key] = set(
+                self.store.values(
+                    MessageKind.CLEARING,
+                    "interval_start",
+                    filters={"market_id": market_id},
+                    ranges={"interval_start": (first, last + "~")},  # "~" sorts after any ISO text: inclusive
+                )
+            )
+        cleared = self.cleared[key]
+        return len(cleared) >= len(starts) and all(start.isoformat() in cleared for start in starts)
 
 
 def _market_findings(payload: CanonicalObject, lookup: _Lookup, now: datetime) -> list[Finding]:
@@ -209,14 +246,9 @@ def _market_findings(payload: CanonicalObject, lookup: _Lookup, now: datetime) -
             if market is None:
                 return []
             found = tender_findings(payload, market, lookup.location, now)
-            last = lookup.last_cleared(market.id)
-            if last is not None and payload.rows[-1]["start"] <= last:
+            if not found and lookup.all_cleared(market.id, [row["start"] for row in payload.rows]):
                 found.append(
-                    (
-                        ("rows",),
-                        f"every interval of the tender has been cleared already (market '{market.id}' has cleared up"
-                        f" to {last.isoformat()})",
-                    )
+                    (("rows",), f"every interval of the tender has been cleared already in market '{market.id}'")
                 )
             return found
         case Subscription():

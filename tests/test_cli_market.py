@@ -23,7 +23,17 @@ def seeded(tmp_path: Path) -> str:
 
     def tender(tid: str, party: str, side: str, quantity: str, price: str) -> Envelope:
         rows = [{"start": HOUR, "quantity": quantity, "price": price}]
-        return env("tender", id=tid, market_id="m1", party_id=party, side=side, location_id="sp1", rows=rows)
+        created = "2024-01-06T00:00:00Z"  # before the gate: a tender created later would miss this interval
+        return env(
+            "tender",
+            id=tid,
+            market_id="m1",
+            party_id=party,
+            side=side,
+            location_id="sp1",
+            rows=rows,
+            created_at=created,
+        )
 
     Ingestor(store).ingest_sync(
         [

@@ -17,6 +17,7 @@ from gateway.store import Store
 
 START = datetime(2030, 1, 7, 10, tzinfo=UTC)
 AFTER_GATE = START - timedelta(minutes=4)  # the default gate closes 5 minutes before the interval
+CREATED = START - timedelta(days=1)  # tenders count for an interval only if created before its gate closed
 
 
 def env(object_type: str, /, **payload: Any) -> Envelope:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from gateway.api.errors import client_peer
 from gateway.api.schemas import StoredMessageOut
+from gateway.ingest import DERIVED_KINDS
 from gateway.model import (
     PAYLOAD_TYPES,
     CanonicalModel,
@@ -46,8 +47,8 @@ PATHS: dict[MessageKind, str] = {
     MessageKind.CLEARING: "clearings",
 }
 
-READ_ONLY = frozenset({MessageKind.CLEARING})
-"""Kinds only the gateway itself writes: a clearing result comes from a market run, never from a client."""
+READ_ONLY = DERIVED_KINDS
+"""Kinds only the gateway itself writes (market results, positions, bills): no POST route for them."""
 
 
 async def store_payload(request: Request, response: Response, payload: CanonicalModel) -> StoredMessageOut:

@@ -29,7 +29,9 @@ def settle_window(
     window = {"interval_start": (start.isoformat(), end.isoformat())}
     clearings = store.list(MessageKind.CLEARING, filters={"market_id": market.id}, ranges=window, limit=None)
     transactions = store.list(MessageKind.TRANSACTION, filters={"market_id": market.id}, ranges=window, limit=None)
-    parties = {t.party_id for t in transactions}  # type: ignore[union-attr]
+    # Whose meters count: every party that ever traded in the market, not only inside this window, so that an
+    # interval settles the same whichever window holds it (and a reading in an uncleared interval is reported).
+    parties = set(store.values(MessageKind.TRANSACTION, "party_id", filters={"market_id": market.id}, distinct=True))
     inside = _network_membership(store, market)
     deliveries = [
         d

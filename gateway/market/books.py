@@ -73,8 +73,10 @@ def _micros(instant: datetime) -> int:
 def gather(market: Market, interval: Interval, tenders: Iterable[Tender], *, gate_closed_at: datetime) -> IntervalBook:
     """The book of ``interval``: each trading tender's row for it, converted to the market's units.
 
-    A tender counts when it is open or partly filled, was not expired when the gate closed, matches the market's
-    currency and grid, and has a row with a positive quantity in the interval. Anything else is skipped and
+    A tender counts when it was created before the gate closed, is open or partly filled, was not expired when the
+    gate closed, matches the market's currency and grid, and has a row with a positive quantity in the interval.
+    ``created_at`` is the edge's arrival time unless the sender set it (a tender stored late for an interval whose
+    run has not happened yet stays out). Anything else is skipped and
     counted by reason (the ingest rules refuse most of it up front; a market edited since can still strand some).
     """
     book = IntervalBook(interval)
@@ -103,6 +105,8 @@ def gather(market: Market, interval: Interval, tenders: Iterable[Tender], *, gat
 def _why_not(tender: Tender, market: Market, gate_closed_at: datetime) -> str | None:
     if tender.status not in _TRADING:
         return tender.status.value
+    if tender.created_at > gate_closed_at:
+        return "after_gate"
     if tender.expires_at is not None and tender.expires_at <= gate_closed_at:
         return "expired"
     if tender.currency != market.currency:

@@ -42,6 +42,7 @@ class CallAuctionScheduler:
         self.failures = 0
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Event | None = None
 
     def run_due(self) -> list[RunResult]:
         """One tick, synchronously: clear every due interval of every active auto-clearing market."""
@@ -64,19 +65,24 @@ class CallAuctionScheduler:
         return results
 
     async def _loop(self) -> None:
-        while True:
+        assert self._stopping is not None
+        while not self._stopping.is_set():
             results = await asyncio.to_thread(self.run_due)
             if self.bus is not None:
                 for result in results:
                     self.bus.publish([m for m in result.stored if not m.duplicate])
-            await asyncio.sleep(self.tick.total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.tick.total_seconds())
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="call-auction")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop after the run in progress, if any, has finished: cancelling would leave its worker thread writing
+        to a store the app is about to close."""
+        if self._task is None or self._stopping is None:
+            return
+        self._stopping.set()
+        await self._task
+        self._task = None

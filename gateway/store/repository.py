@@ -341,17 +341,32 @@ class Store:
         model = PAYLOAD_TYPES[kind]
         return [model.model_validate_json(body) for body in bodies]  # type: ignore[misc]
 
-    def max_value(self, kind: MessageKind, column: str, *, filters: dict[str, str] | None = None) -> str | None:
-        """The largest value of an indexed column among current objects (e.g. the last cleared interval)."""
+    def values(
+        self,
+        kind: MessageKind,
+        column: str,
+        *,
+        filters: dict[str, str] | None = None,
+        ranges: dict[str, tuple[str | None, str | None]] | None = None,
+        distinct: bool = False,
+    ) -> list[str]:
+        """One indexed column of the current objects that match, without parsing their bodies."""
         state = STATE_TABLES[kind]
-        for name in (column, *(filters or {})):
+        for name in (column, *(filters or {}), *(ranges or {})):
             if name not in state.columns:
                 raise StoreError(f"{kind.value} has no indexed column '{name}'")
-        query = select(func.max(state.table.c[column]))
+        query = select(state.table.c[column])
+        if distinct:
+            query = query.distinct()
         for name, value in (filters or {}).items():
             query = query.where(state.table.c[name] == value)
+        for name, (low, high) in (ranges or {}).items():
+            if low is not None:
+                query = query.where(state.table.c[name] >= low)
+            if high is not None:
+                query = query.where(state.table.c[name] < high)
         with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one_or_none()  # type: ignore[no-any-return]
+            return [v for v in conn.execute(query).scalars().all() if v is not None]
 
     # -- rejections and cursors --------------------------------------------------------------------------
 
