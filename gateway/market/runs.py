@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from gateway.gcpause import gc_paused
 from gateway.market.auction import ClearingResult, clear
 from gateway.market.books import Bid, IntervalBook, gather
 from gateway.market.grid import market_network, overloaded
@@ -109,6 +110,7 @@ class MarketRunner:
         self.store = store
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
+        self._tenders: dict[str, dict[str, tuple[int, Tender]]] = {}  # market -> id -> (log seq, parsed tender)
 
     def _lock(self, market_id: str) -> threading.Lock:
         with self._guard:
@@ -179,14 +181,27 @@ class MarketRunner:
                     f"the gate of {interval.start.isoformat()} in market '{market.id}' closes at {gate.isoformat()}; "
                     "clearing earlier would shut out tenders that may still come (ask for an early run explicitly)"
                 )
-            result = self._run(market, interval, min(now, gate) if early else gate, now)
-            envelopes = self._envelopes(market, result)
-            result.stored = self.store.append_many(envelopes)
+            with gc_paused():  # thousands of tenders parsed and messages written: see gateway/gcpause.py
+                result = self._run(market, interval, min(now, gate) if early else gate, now)
+                envelopes = self._envelopes(market, result)
+                result.stored = self.store.append_many(envelopes)
             if result.stored and result.stored[-1].duplicate:  # another process stored this run first
                 again = self._stored_result(market, interval)
                 if again is not None:
                     return again
             return result
+
+    def _market_tenders(self, market_id: str) -> list[Tender]:
+        """The market's current tenders, parsing only those new or changed since the last run: a periodic auction
+        clears one interval of strips that span many, and re-parsing every strip each time was a third of a run."""
+        current = self.store.versions(MessageKind.TENDER, filters={"market_id": market_id})
+        known = self._tenders.setdefault(market_id, {})
+        for gone in known.keys() - current.keys():
+            del known[gone]
+        stale = [tid for tid, seq in current.items() if tid not in known or known[tid][0] != seq]
+        for tender in self.store.get_many(MessageKind.TENDER, stale):
+            known[tender.id] = (current[tender.id], tender)  # type: ignore[assignment]
+        return [known[tid][1] for tid in sorted(known)]  # id order: the same book whatever was cached
 
     def _stored_result(self, market: Market, interval: Interval) -> RunResult | None:
         clearing = self.store.get(MessageKind.CLEARING, _cid(market, interval))
@@ -205,8 +220,7 @@ class MarketRunner:
         return RunResult(clearing, transactions, positions, created=False)  # type: ignore[arg-type]
 
     def _run(self, market: Market, interval: Interval, gate: datetime, now: datetime) -> RunResult:
-        tenders: list[Tender] = self.store.list(MessageKind.TENDER, filters={"market_id": market.id}, limit=None)  # type: ignore[assignment]
-        book = gather(market, interval, tenders, gate_closed_at=gate)
+        book = gather(market, interval, self._market_tenders(market.id), gate_closed_at=gate)
         auction = clear(book.auction_book(market))
         network = None
         if market.network_root_id is not None:

@@ -27,6 +27,10 @@ _IN_CHUNK = 500  # bound on IN (...) lists: SQLite caps bound parameters per sta
 _APPEND_ATTEMPTS = 10  # a lost race with a concurrent writer is retried; each retry sees more stored
 
 
+_IN_CHUNK = 500
+"""Ids per IN (...) query: well under SQLite's bound-parameter limit."""
+
+
 class StoreError(Exception):
     """A store operation failed for a reason the caller can act on."""
 
@@ -339,6 +343,30 @@ class Store:
         with self.engine.connect() as conn:
             bodies = conn.execute(query).scalars().all()
         model = PAYLOAD_TYPES[kind]
+        return [model.model_validate_json(body) for body in bodies]  # type: ignore[misc]
+
+    def versions(self, kind: MessageKind, *, filters: dict[str, str] | None = None) -> dict[str, int]:
+        """id -> log sequence of the current version, for the objects that match: lets a reader that keeps parsed
+        objects re-read only the ones that changed."""
+        state = STATE_TABLES[kind]
+        query = select(state.table.c.id, state.table.c.message_seq)
+        for name, value in (filters or {}).items():
+            if name not in state.columns:
+                raise StoreError(f"{kind.value} cannot be filtered by '{name}'; try one of {sorted(state.columns)}")
+            query = query.where(state.table.c[name] == value)
+        with self.engine.connect() as conn:
+            return {row_id: seq for row_id, seq in conn.execute(query).all()}
+
+    def get_many(self, kind: MessageKind, ids: Sequence[str]) -> list[CanonicalObject]:
+        """The current objects with these ids (those that exist), in id order."""
+        state = STATE_TABLES[kind]
+        model = PAYLOAD_TYPES[kind]
+        bodies: list[str] = []
+        with self.engine.connect() as conn:
+            for at in range(0, len(ids), _IN_CHUNK):
+                chunk = list(ids[at : at + _IN_CHUNK])
+                query = select(state.table.c.body).where(state.table.c.id.in_(chunk)).order_by(state.table.c.id)
+                bodies.extend(conn.execute(query).scalars().all())
         return [model.model_validate_json(body) for body in bodies]  # type: ignore[misc]
 
     def values(

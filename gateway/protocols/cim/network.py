@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from gateway.gcpause import gc_paused
 from gateway.protocols.cim.der import MACHINE_CLASSES, der_of
 from gateway.protocols.cim.numbers import CGMES, SI, Numbers, Quantities, name_of
 from gateway.protocols.cim.placement import PointPlacer
 from gateway.protocols.cim.ratings import TransformerRatings, lines_of
-from gateway.protocols.cim.reader import CimModel, gc_paused
+from gateway.protocols.cim.reader import CimModel
 from gateway.protocols.cim.topology import Containers, Walk, components, is_open, topology_of, walk_from
 from gateway.protocols.cim.view import (
     Coverage,
