@@ -47,6 +47,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(database_url=f"sqlite:///{db}")), raise_server_exceptions=False) as c:
         c.post("/v1/parties", json={"id": "alice", "name": "A", "roles": ["prosumer"]})
         c.post("/v1/locations", json={"id": "sp1", "name": "S", "kind": "service_point"})
+        c.post("/v1/parties", json={"id": "op", "name": "Exchange", "roles": ["dmo"]})
+        assert c.post("/v1/markets", json={"id": "m1", "operator_id": "op"}).status_code == 201
         yield c
 
 
@@ -58,6 +60,11 @@ PATHS = [
     "/v1/controls",
     "/v1/messages",
     "/v1/messages/batch",
+    "/v1/markets",
+    "/v1/subscriptions",
+    "/v1/markets/m1/clear",
+    "/v1/markets/m1/settle",
+    "/v1/markets/nope/clear",
 ]
 
 
@@ -89,3 +96,24 @@ def test_mutated_tenders_are_refused_or_stored(client: TestClient, field: str, v
 )
 def test_random_queries_never_fail(client: TestClient, params: dict[str, str]) -> None:
     assert client.get("/v1/messages", params=params).status_code < 500
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    field=st.sampled_from(["interval_start", "early", "start", "end", "extra"]),
+    value=FIELD_VALUES | st.datetimes().map(lambda d: d.isoformat()),
+    path=st.sampled_from(["/v1/markets/m1/clear", "/v1/markets/m1/settle"]),
+)
+def test_mutated_market_operations_never_fail(client: TestClient, field: str, value: Any, path: str) -> None:
+    base = {"start": "2024-01-07T00:00:00Z", "end": "2024-01-07T02:00:00Z"} if path.endswith("settle") else {}
+    response = client.post(path, json={**base, field: value})
+    assert response.status_code < 500, response.text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(["results", "positions", "settlements", "results/2024-01-07T00:00:00Z"]),
+    params=st.dictionaries(st.sampled_from(["start", "end", "curves", "party_id"]), st.text(max_size=30)),
+)
+def test_random_market_queries_never_fail(client: TestClient, path: str, params: dict[str, str]) -> None:
+    assert client.get(f"/v1/markets/m1/{path}", params=params).status_code < 500
