@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-import numpy as np
-
 from gateway.market.network_clearing import Network
 from gateway.model import Location, Market, PowerUnit, convert_power
 
@@ -45,41 +43,3 @@ def _in_market_unit(kva: Decimal, market: Market) -> Decimal:
     if market.quantity_unit is PowerUnit.KW:
         return kva
     return convert_power(kva, PowerUnit.KW, market.quantity_unit)
-
-
-def overloaded(network: Network, injection: dict[str, float], *, tolerance: float = 1e-6) -> list[str]:
-    """Locations whose edge to the parent would carry more than its limit with these net injections (kW out).
-
-    Used to decide whether the plain auction's result already respects the network, in which case it stands:
-    with no binding limit the network clearing equals the plain auction, and the plain auction is the one that
-    knows the GridLAB-D clearing types and all-or-none tenders.
-    """
-    order = _children_first(network)
-    flow = dict.fromkeys(network.parent, 0.0)
-    for location, value in injection.items():
-        flow[location] = flow.get(location, 0.0) + value
-    for location in order:
-        up = network.parent[location]
-        if up is not None:
-            flow[up] += flow[location]
-    over = []
-    for location, cap in network.capacity_kva.items():
-        limit = float(cap)
-        within = abs(flow[location]) <= limit + tolerance * max(1.0, limit)
-        if network.parent.get(location) is not None and np.isfinite(limit) and not within:
-            over.append(location)
-    return sorted(over)
-
-
-def _children_first(network: Network) -> list[str]:
-    depth: dict[str, int] = {}
-    for location in network.parent:
-        chain = []
-        node: str | None = location
-        while node is not None and node not in depth:
-            chain.append(node)
-            node = network.parent[node]
-        base = -1 if node is None else depth[node]
-        for offset, name in enumerate(reversed(chain), start=1):
-            depth[name] = base + offset
-    return sorted(network.parent, key=lambda loc: -depth[loc])

@@ -77,6 +77,7 @@ __all__ = [
     "NetworkClearingResult",
     "TransportTender",
     "clear_network",
+    "overloaded",
 ]
 
 DEFAULT_PRICE_CAP = 9999.0  # GridLAB-D's default cap; unresponsive load bids at the cap
@@ -324,6 +325,22 @@ def clear_network(
         welfare=float(-(c_x @ x) - t_price @ t_bought),
         status="optimal",
     )
+
+
+def overloaded(network: Network, injection: Mapping[str, float], *, tolerance: float = _BINDING_TOL) -> list[str]:
+    """Locations whose edge to the parent would carry more than its limit with these net injections (kW out).
+
+    The market asks this of the plain auction's result first: with no limit overrun, that result is the network
+    optimum too, and the plain auction is the one that knows the clearing types and all-or-none tenders.
+    """
+    tree = _Tree(network)
+    values = np.zeros(tree.size)
+    for location, value in injection.items():
+        values[tree.index[location]] += value
+    flow = tree.subtree_sum(values)
+    limit = tree.capacity + tolerance * np.maximum(1.0, np.where(np.isfinite(tree.capacity), tree.capacity, 0.0))
+    over = (tree.parent >= 0) & (np.abs(flow) > limit)
+    return sorted(tree.names[i] for i in np.flatnonzero(over))
 
 
 class _ReducedLP:

@@ -24,8 +24,15 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from gateway.gcpause import gc_paused
 from gateway.market.auction import ClearingResult, clear
 from gateway.market.books import Bid, IntervalBook, gather
-from gateway.market.grid import market_network, overloaded
-from gateway.market.network_clearing import Bids, Network, NetworkClearingResult, TransportTender, clear_network
+from gateway.market.grid import market_network
+from gateway.market.network_clearing import (
+    Bids,
+    Network,
+    NetworkClearingResult,
+    TransportTender,
+    clear_network,
+    overloaded,
+)
 from gateway.market.settlement import amount
 from gateway.model import (
     Clearing,
