@@ -55,6 +55,13 @@ def serve(
         str | None, typer.Option(envvar="TGW_MQTT_URL", help="mqtt://host:1883 (none: run without a broker)")
     ] = None,
     log_level: Annotated[str, typer.Option(envvar="TGW_LOG_LEVEL")] = "info",
+    ei_cert_header: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TGW_EI_CERT_HEADER",
+            help="Header where a trusted TLS proxy puts the client certificate's SHA-256 (EI identity).",
+        ),
+    ] = None,
     market_tick: Annotated[
         float,
         typer.Option(
@@ -70,7 +77,12 @@ def serve(
     from gateway.store import Store, StoreError, redact
 
     settings = Settings(
-        host=host, port=port, database_url=database_url, mqtt_url=mqtt_url or None, market_tick_seconds=market_tick
+        host=host,
+        port=port,
+        database_url=database_url,
+        mqtt_url=mqtt_url or None,
+        market_tick_seconds=market_tick,
+        ei_cert_header=ei_cert_header or None,
     )
     broker = "none (no broker configured)"
     if settings.mqtt_url:

@@ -16,5 +16,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     mqtt_url: str | None = None
     max_body_bytes: int = 4 * 1024 * 1024
+    ei_cert_header: str | None = None
+    """Header in which a trusted TLS proxy forwards the client certificate's SHA-256 (EI party identity)."""
     market_tick_seconds: float = 15.0
     """How often the periodic call auction looks for intervals whose gate closed; 0 turns it off."""

@@ -25,6 +25,7 @@ from gateway.config import Settings
 from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
+from gateway.protocols.ei.service import router as ei_router
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ One canonical transactive message model between OpenADR, IEEE 2030.5, Energy Int
   each object; POST stores a new version through the same checked path.
 * **/v1/markets/{id}/clear, /results, /positions, /settle, /settlements** run the reference clearing service:
   call auctions per interval (network-aware when the market has a network), positions and settlement.
+* **/ei/v1/...** is the Energy Interoperation / CTS service for TeMIX parties (EI 1.0 XML or CTS JSON, bearer
+  token or client-certificate identity): tenders, cancels, transactions, positions, deliveries, a ticker.
 * Errors are 4xx with field-level reasons (`detail[].loc`, `detail[].msg`); refused input is recorded and
   can be read at **/v1/rejections**.
 """
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.bus.bind(asyncio.get_running_loop())
         app.state.ingestor = Ingestor(app.state.store, app.state.bus)
         app.state.market_runner = MarketRunner(app.state.store)
+        app.state.ei_cert_header = settings.ei_cert_header
         app.state.scheduler = None
         if settings.market_tick_seconds > 0:
             app.state.scheduler = CallAuctionScheduler(
@@ -132,6 +136,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(messages_router)
     app.include_router(cancel_router())
     app.include_router(markets_router)
+    app.include_router(ei_router)
     for kind in PATHS:
         app.include_router(entity_router(kind))
     return app

@@ -4,7 +4,7 @@
 A message is its EI payload name, the request id that ties a response to it, the sending party, and what it
 carries already mapped to the canonical model (tenders, transactions, positions, deliveries), so the service
 never sees a wire shape and the two encodings cannot drift apart in meaning: each codec maps straight to and
-from these objects, sharing the arithmetic in ``gateway.protocols.ei.scale``.
+from these objects, sharing the arithmetic in ``gateway.protocols.ei.streams``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,261 @@
+"""The EI/CTS service over real HTTP on loopback, in both encodings: the TeMIX lifecycle (tender, cancel, trade,
+position, delivery, ticker), party identity, and EI response codes for everything refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.api import create_app
+from gateway.api.server import serve_in_thread
+from gateway.config import Settings
+from gateway.ingest import Ingestor
+from gateway.market.runs import MarketRunner
+from gateway.model import Delivery, Envelope, Interval, MessageKind, Resolution, Tender, Transaction
+from gateway.model.market import Side
+from gateway.protocols.ei import json_codec, xml_codec
+from gateway.protocols.ei.identity import token_hash
+from gateway.protocols.ei.messages import EiMessage, Payload, PositionQuery, ResponseCode
+from gateway.store import Store
+
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+NEXT = NOW + timedelta(hours=2)  # an interval whose gate is open
+PAST = datetime(2024, 1, 7, 10, tzinfo=UTC)  # an interval whose gate closed long ago
+TOKENS = {"a": "token-of-a", "b": "token-of-b", "c": "token-of-c"}
+CODECS = {"json": (json_codec, "application/json"), "xml": (xml_codec, "application/xml")}
+
+
+def env(object_type: str, /, **payload: Any) -> Envelope:
+    return Envelope.model_validate({"payload": {"object_type": object_type, **payload}})
+
+
+@pytest.fixture
+def http(store: Store) -> Iterator[httpx.Client]:
+    Ingestor(store).ingest_sync(
+        [
+            env("party", id="op", name="Exchange", roles=["dmo"]),
+            *(
+                env("party", id=p, name=p.upper(), roles=["prosumer"], identities={"ei-token-sha256": token_hash(t)})
+                for p, t in TOKENS.items()
+            ),
+            env("location", id="sp1", name="sp1", kind="service_point"),
+            env("market", id="m1", operator_id="op"),
+        ],
+        protocol="test",
+        peer="seed",
+    )
+    app = create_app(Settings(market_tick_seconds=0), store=store)
+    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+def tender(tid: str, party: str, side: str = "sell", start: datetime = NEXT, **extra: Any) -> Tender:
+    created = extra.pop("created_at", start - timedelta(days=1))
+    return Tender.model_validate(
+        {
+            "id": tid,
+            "market_id": "m1",
+            "party_id": party,
+            "side": side,
+            "location_id": "sp1",
+            "rows": [{"start": start, "quantity": "5", "price": "0.12"}],
+            "created_at": created,
+            **extra,
+        }
+    )
+
+
+def send(
+    http: httpx.Client, message: EiMessage, party: str | None, fmt: str = "json", path: str | None = None
+) -> tuple[int, EiMessage]:
+    codec, media = CODECS[fmt]
+    headers = {"content-type": media}
+    if party is not None:
+        headers["authorization"] = f"Bearer {TOKENS[party]}"
+    response = http.post(path or f"/ei/v1/{message.payload.value}", content=codec.encode(message), headers=headers)
+    assert response.headers["content-type"].startswith(media), response.text
+    return response.status_code, codec.decode(response.content)
+
+
+def code(answer: EiMessage) -> ResponseCode:
+    assert answer.response is not None
+    return answer.response.code
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_party_tenders_and_cancels(http: httpx.Client, store: Store, fmt: str) -> None:
+    offer = tender("a-1", "a")
+    status, answer = send(
+        http,
+        EiMessage(Payload.CREATE_TENDER, request_id="r1", party_id="a", counterparty_id="op", tenders=[offer]),
+        "a",
+        fmt,
+    )
+    assert (status, answer.payload, code(answer), answer.request_id) == (200, Payload.CREATED_TENDER, 200, "r1")
+    stored = store.get(MessageKind.TENDER, "a-1")
+    assert stored is not None and stored.rows == offer.rows  # type: ignore[union-attr]
+    [message] = store.query_messages(entity_id="a-1", limit=1)
+    assert (message.envelope.source.protocol, message.envelope.source.peer) == ("ei", "a")  # type: ignore[union-attr]
+
+    cancel = EiMessage(Payload.CANCEL_TENDER, request_id="r2", party_id="a", tender_ids=["a-1"])
+    status, answer = send(http, cancel, "a", fmt)
+    assert (status, answer.payload, code(answer)) == (200, Payload.CANCELED_TENDER, 200)
+    assert store.get(MessageKind.TENDER, "a-1").status.value == "cancelled"  # type: ignore[union-attr]
+    status, answer = send(http, cancel, "a", fmt)
+    assert (status, code(answer)) == (409, ResponseCode.CONFLICT)
+
+
+def test_identity_is_enforced(http: httpx.Client, store: Store) -> None:
+    offer = tender("a-1", "a")
+    message = EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[offer])
+    assert code(send(http, message, None)[1]) == ResponseCode.NOT_AUTHORIZED  # no credentials
+    status, answer = send(http, message, "b")  # b's token, sent as a
+    assert (status, code(answer)) == (403, ResponseCode.NOT_AUTHORIZED)
+    assert "credentials are 'b''s" in answer.response.description  # type: ignore[union-attr]
+    status, answer = send(
+        http, EiMessage(Payload.CREATE_TENDER, party_id="b", counterparty_id="op", tenders=[offer]), "b"
+    )
+    assert (status, code(answer)) == (403, ResponseCode.NOT_AUTHORIZED)  # a's tender sent by b
+    assert not store.exists(MessageKind.TENDER, "a-1")
+    send(http, message, "a")
+    status, answer = send(http, EiMessage(Payload.CANCEL_TENDER, party_id="b", tender_ids=["a-1"]), "b")
+    assert (status, code(answer)) == (403, ResponseCode.NOT_AUTHORIZED)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected", "fragment"),
+    [
+        ({"currency": "EUR"}, ResponseCode.UNPROCESSABLE, "trades in USD"),
+        ({"market_id": "nope"}, ResponseCode.NOT_FOUND, "unknown market 'nope'"),
+        ({"expires_at": datetime(2024, 1, 1, tzinfo=UTC)}, ResponseCode.EXPIRED, "expired"),
+    ],
+)
+def test_refusals_have_ei_codes_and_store_nothing(
+    http: httpx.Client, store: Store, change: dict[str, Any], expected: ResponseCode, fragment: str
+) -> None:
+    offer = tender("a-bad", "a").model_copy(update=change)
+    status, answer = send(
+        http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[offer]), "a"
+    )
+    assert (status, code(answer)) == (int(expected), expected)
+    assert fragment in answer.response.description  # type: ignore[union-attr]
+    assert not store.exists(MessageKind.TENDER, "a-bad")
+    assert any(fragment in r.reason for r in store.rejections(protocol="ei"))
+
+
+def test_bad_requests(http: httpx.Client) -> None:
+    headers = {"authorization": f"Bearer {TOKENS['a']}"}
+    assert (
+        http.post("/ei/v1/messages", content=b"x", headers={**headers, "content-type": "text/plain"}).status_code == 415
+    )
+    response = http.post(
+        "/ei/v1/messages", content=b"{not json", headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert code(json_codec.decode(response.content)) == ResponseCode.BAD_REQUEST
+    response = http.post("/ei/v1/messages", content=b"<oops", headers={**headers, "content-type": "application/xml"})
+    assert response.status_code == 400
+    wrong_path = EiMessage(Payload.CANCEL_TENDER, party_id="a", tender_ids=["x"])
+    status, answer = send(http, wrong_path, "a", path="/ei/v1/eiCreateTender")
+    assert (status, code(answer)) == (400, ResponseCode.BAD_REQUEST)
+
+
+def test_accepting_a_tender_bilaterally_and_reading_positions(http: httpx.Client, store: Store) -> None:
+    send(http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("a-1", "a")]), "a")
+    interval = Interval(start=NEXT, duration=Resolution.HOUR)
+    trade = Transaction(
+        id="c-takes-a-1",
+        market_id="m1",
+        party_id="c",
+        counterparty_id="a",
+        side=Side.BUY,
+        tender_id="a-1",
+        location_id="sp1",
+        interval=interval,
+        quantity=Decimal(5),
+        price=Decimal("0.12"),
+    )
+    status, answer = send(http, EiMessage(Payload.CREATE_TRANSACTION, party_id="c", transactions=[trade]), "c", "xml")
+    assert (status, answer.payload, code(answer)) == (200, Payload.CREATED_TRANSACTION, 200)
+    assert store.exists(MessageKind.TRANSACTION, "c-takes-a-1")
+    same_side = trade.model_copy(update={"id": "c-sells", "side": Side.SELL})
+    status, answer = send(http, EiMessage(Payload.CREATE_TRANSACTION, party_id="c", transactions=[same_side]), "c")
+    assert (status, code(answer)) == (422, ResponseCode.UNPROCESSABLE)
+
+
+def test_positions_after_a_market_run(http: httpx.Client, store: Store) -> None:
+    past = dict(start=PAST, created_at=PAST - timedelta(days=1))
+    Ingestor(store).ingest_sync(
+        [
+            Envelope(payload=tender("a-s", "a", **past)),
+            Envelope(
+                payload=tender("c-b", "c", "buy", **past).model_copy(
+                    update={"rows": [{"start": PAST, "quantity": Decimal(3), "price": Decimal("0.2")}]}
+                )
+            ),
+        ],
+        protocol="test",
+        peer="seed",
+    )
+    MarketRunner(store).clear_interval("m1", PAST)
+    query = PositionQuery(market_id="m1", start=PAST, end=PAST + timedelta(hours=1))
+    status, answer = send(http, EiMessage(Payload.REQUEST_POSITION, party_id="c", query=query), "c", "xml")
+    assert (status, answer.payload) == (200, Payload.REPLY_POSITION)
+    assert [(p.party_id, p.quantity) for p in answer.positions] == [("c", Decimal(3))]
+
+
+def test_deliveries_and_the_ticker(http: httpx.Client, store: Store) -> None:
+    reading = Delivery(
+        id="meter-a",
+        party_id="a",
+        location_id="sp1",
+        interval=Interval(start=PAST, duration=Resolution.HOUR),
+        quantity=Decimal("-2.5"),
+    )
+    status, answer = send(http, EiMessage(Payload.CREATE_DELIVERY, party_id="a", deliveries=[reading]), "a")
+    assert (status, answer.payload) == (200, Payload.CREATED_DELIVERY)
+    assert store.get(MessageKind.DELIVERY, "meter-a") == reading
+
+    send(http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("soon", "a")]), "a")
+    send(
+        http,
+        EiMessage(
+            Payload.CREATE_TENDER,
+            party_id="b",
+            counterparty_id="op",
+            tenders=[tender("later", "b", start=NOW + timedelta(days=3))],
+        ),
+        "b",
+    )
+    for fmt, (codec, _media) in CODECS.items():
+        response = http.get("/ei/v1/ticker", params={"market_id": "m1", "format": fmt})
+        assert response.status_code == 200
+        ticker = codec.decode(response.content)
+        assert ticker.payload is Payload.DISTRIBUTE_TENDER
+        assert [t.id for t in ticker.tenders] == ["soon"]  # only the next 12 intervals
+    assert http.get("/ei/v1/ticker", params={"market_id": "nope"}).status_code == 404
+
+
+def test_an_xml_answer_speaks_the_namespaces_of_its_request(http: httpx.Client) -> None:
+    message = EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("a-cts", "a")])
+    for dialect in xml_codec.Dialect:
+        body = xml_codec.encode(
+            message.__class__(**{**_fields(message), "tenders": [tender(f"a-{dialect.value}", "a")]}), dialect
+        )
+        response = http.post(
+            "/ei/v1/eiCreateTender",
+            content=body,
+            headers={"content-type": "application/xml", "authorization": f"Bearer {TOKENS['a']}"},
+        )
+        assert response.status_code == 200, response.text
+        answer, answered_in = xml_codec.decode_with_dialect(response.content)
+        assert (answer.payload, answered_in) == (Payload.CREATED_TENDER, dialect)
+
+
+def _fields(message: EiMessage) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in message.__slots__}  # type: ignore[attr-defined]
