@@ -35,6 +35,7 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/bench_auction.py
 	$(BIN)/python benchmarks/bench_network_clearing.py
 	$(BIN)/python benchmarks/bench_market_run.py
+	$(BIN)/python benchmarks/bench_ei.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -18,5 +18,7 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     ei_cert_header: str | None = None
     """Header in which a trusted TLS proxy forwards the client certificate's SHA-256 (EI party identity)."""
+    ei_ticker_seconds: float = 15.0
+    """How often each market's EI ticker is republished (retained) on MQTT when a broker is configured."""
     market_tick_seconds: float = 15.0
     """How often the periodic call auction looks for intervals whose gate closed; 0 turns it off."""

@@ -26,6 +26,8 @@ from rich.tree import Tree
 from gateway.api import create_app
 from gateway.api.server import serve_in_thread
 from gateway.config import Settings
+from gateway.demo_ei import IDENTITIES as EI_IDENTITIES
+from gateway.demo_ei import report_position, tender_peak
 from gateway.demo_ieee13 import write_ieee13
 from gateway.demo_market import DEPOT, OPERATOR, clear_and_settle, depot_tender, market, subscription
 from gateway.model import LocationKind
@@ -39,7 +41,7 @@ PARTIES = [
     {"id": "ana", "name": "Ana Lima (rooftop PV + battery)", "roles": ["prosumer"]},
     {"id": "ben", "name": "Ben Okafor (EV)", "roles": ["consumer"]},
     {"id": "chen", "name": "Chen Wei (heat pump)", "roles": ["consumer"]},
-    {"id": "maple-solar", "name": "Maple Community Solar", "roles": ["producer"]},
+    {"id": "maple-solar", "name": "Maple Community Solar", "roles": ["producer"], "identities": EI_IDENTITIES},
     OPERATOR,
 ]
 
@@ -324,7 +326,11 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
         for error in refused.json()["detail"]:
             console.print(f"      {'.'.join(map(str, error['loc']))}: {error['msg']}", highlight=False)
 
+        the_market = market(MARKET, MARKET_ZONE, FEEDER)
+        console.print()
+        tender_peak(http, console, the_market, peak)
         clear_and_settle(http, console, MARKET, MARKET_ZONE, peak, [FEEDER, SUBSTATION_TRANSFORMER, SMALL_TRANSFORMER])
+        report_position(http, console, the_market, peak)
 
         health = http.get("/health").json()
         stored_locations = http.get("/v1/locations", params={"limit": 1000}).json()

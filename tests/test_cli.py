@@ -122,10 +122,10 @@ def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'tgw-demo.db'}")
     counts = store.counts()
     # 7 parties (the exchange among them); the IEEE 13 feeder (substation, feeder, 2 transformers, 9 service
-    # points) and 5 more service points (4 households, the depot); its 9 loads and 5 household DER; 6 tenders;
-    # 2 controls; one market with one subscription, cleared once.
+    # points) and 5 more service points (4 households, the depot); its 9 loads and 5 household DER; 7 tenders
+    # (one of them over the EI service); 2 controls; one market with one subscription, cleared once.
     kinds = ("party", "location", "resource", "tender", "control", "operating_envelope", "market", "subscription")
-    assert [counts[kind] for kind in kinds] == [7, 18, 14, 6, 2, 1, 1, 1]
+    assert [counts[kind] for kind in kinds] == [7, 18, 14, 7, 2, 1, 1, 1]
     feeder = store.get(MessageKind.LOCATION, "fdr-ieee13nodeckt")
     assert feeder is not None and feeder.rating_kva == 5000  # type: ignore[union-attr]
     imported = store.query_messages(correlation_id="ieee13-import", limit=100)
@@ -137,6 +137,7 @@ def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
     assert clearing.binding_location_ids == ["xf-xfm1"]  # type: ignore[union-attr]
     assert clearing.price_at("xf-xfm1") > clearing.price_at("fdr-ieee13nodeckt")  # type: ignore[union-attr]
     assert "bills for the hour" in result.stdout
+    assert "eiCreatedTender 200" in result.stdout and "eiReplyPosition: -50 kW" in result.stdout
     lines = store.list(MessageKind.SETTLEMENT_LINE, limit=None)
     assert {line.kind.value for line in lines} == {"transaction", "subscription", "deviation"}  # type: ignore[union-attr]
 

@@ -21,7 +21,7 @@ from gateway.model import Delivery, Party, Position, Tender, Transaction
 from gateway.model.intervals import Resolution, floor_to_boundary
 from gateway.model.market import TenderStatus
 from gateway.model.units import EnergyUnit, PowerUnit
-from gateway.protocols.ei import xml_codec
+from gateway.protocols.ei import xml_codec, xml_read_streams
 from gateway.protocols.ei.messages import (
     CancelReason,
     EiDecodeError,
@@ -967,6 +967,6 @@ def test_the_bulk_interval_reader_agrees_with_the_general_one(data: bytes) -> No
     the same documents, with the same result, and refuse the same ones, with the same reason."""
     bulk = _outcome(data)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(xml_codec, "_fast_intervals", lambda *_: False)
+        patch.setattr(xml_read_streams, "_fast_intervals", lambda *_: False)  # where decode looks it up
         general = _outcome(data)
     assert bulk == general

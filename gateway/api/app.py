@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from gateway.api.routes_entities import PATHS, cancel_router, entity_router
 from gateway.api.routes_markets import router as markets_router
 from gateway.api.routes_messages import router as messages_router
 from gateway.api.schemas import DatabaseHealth, Health, MqttHealth, RejectionOut
+from gateway.api.tickers import publish_tickers
 from gateway.bus import Bus
 from gateway.config import Settings
 from gateway.ingest import Ingestor
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             )
             app.state.scheduler.start()
         app.state.mqtt = None
+        tickers: asyncio.Task[None] | None = None
         if settings.mqtt_url:
             from gateway.protocols.mqtt import MqttBridge, parse_mqtt_url
 
@@ -73,11 +76,18 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 parse_mqtt_url(settings.mqtt_url), store=app.state.store, ingestor=app.state.ingestor, bus=app.state.bus
             )
             await app.state.mqtt.start()
+            tickers = asyncio.get_running_loop().create_task(
+                publish_tickers(app.state.store, app.state.mqtt, settings.ei_ticker_seconds), name="ei-ticker"
+            )
         try:
             yield
         finally:
             if app.state.scheduler is not None:
                 await app.state.scheduler.stop()
+            if tickers is not None:
+                tickers.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tickers
             if app.state.mqtt is not None:
                 await app.state.mqtt.stop()
             await app.state.bus.close()

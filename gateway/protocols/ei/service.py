@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import ModuleType
 from typing import Annotated
 
@@ -46,13 +46,13 @@ from gateway.protocols.ei.messages import (
     PositionQuery,
     ResponseCode,
 )
+from gateway.protocols.ei.ticker import TICKER_INTERVALS, open_tenders, ticker_message
 from gateway.store import Store
 
 PROTOCOL = "ei"
 XML_TYPES = ("application/xml", "text/xml")
 JSON_TYPE = "application/json"
 MAX_BODY = 4 * 1024 * 1024
-TICKER_INTERVALS = 12
 
 _ANSWER: dict[Payload, Payload] = {
     Payload.CREATE_TENDER: Payload.CREATED_TENDER,
@@ -217,22 +217,6 @@ class EiService:
         )
 
 
-def open_tenders(store: Store, market_id: str, start: datetime | None, end: datetime | None) -> list[Tender]:
-    """Open, unexpired tenders of a market with a row starting in [start, end) (the ticker's and eiRequestTender's)."""
-    now = utc_now()
-    out: list[Tender] = []
-    for status in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED):
-        for tender in store.list(MessageKind.TENDER, filters={"market_id": market_id, "status": status}, limit=None):
-            assert isinstance(tender, Tender)
-            if tender.expires_at is not None and tender.expires_at <= now:
-                continue
-            if any(
-                (start is None or row["start"] >= start) and (end is None or row["start"] < end) for row in tender.rows
-            ):
-                out.append(tender)
-    return sorted(out, key=lambda t: t.id)
-
-
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
 
@@ -373,7 +357,10 @@ for _payload in _ANSWER:
     router.add_api_route(f"/{_payload.value}", _payload_route(_payload), methods=["POST"], summary=_payload.value)
 
 
-@router.get("/ticker", summary="Open tenders of a market for its next intervals, as an eiDistributeTender")
+@router.get(
+    "/ticker",
+    summary="Open tenders of a market for its next intervals, as an eiDistributeTender (204: none open)",
+)
 async def ticker(
     request: Request,
     market_id: Annotated[str, Query(max_length=100)],
@@ -385,8 +372,7 @@ async def ticker(
     wire = _Wire(xml_codec, XML_TYPES[0]) if format == "xml" else _Wire(json_codec, JSON_TYPE)
     if not isinstance(market, Market):
         return _error(wire, Payload.REQUEST_TENDER, ResponseCode.NOT_FOUND, f"unknown market '{market_id}'", None)
-    now = utc_now()
-    length = timedelta(seconds=market.resolution.seconds) if not market.resolution.is_calendar else timedelta(days=1)
-    tenders = await asyncio.to_thread(open_tenders, store, market_id, now - length, now + intervals * length)
-    message = EiMessage(payload=Payload.DISTRIBUTE_TENDER, party_id=market.operator_id, tenders=tenders)
+    message = await asyncio.to_thread(ticker_message, store, market, utc_now(), intervals)
+    if not message.tenders:  # an eiDistributeTender carries at least one tender
+        return Response(status_code=204)
     return _reply(wire, message)

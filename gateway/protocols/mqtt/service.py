@@ -619,6 +619,14 @@ class MqttBridge:
         }
         self._publish_quietly(f"{self.settings.topic_prefix}/rejected/{topic_level(refusal.kind)}", notice)
 
+    def publish_retained(self, suffix: str, body: bytes) -> bool:
+        """Publish ``body`` retained at QoS 1 on ``<prefix>/<suffix>`` (a latest-value topic such as a ticker, which
+        a subscriber should get on connecting). False when not connected: the caller publishes again next time."""
+        if self._client is None or not self.connected:
+            return False
+        info = self._client.publish(f"{self.settings.topic_prefix}/{suffix}", body, qos=1, retain=True)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
     def _publish_quietly(self, topic: str, body: dict[str, Any]) -> None:
         """Publish a notice; a failure is logged, never raised (the refusal itself is already recorded)."""
         if self._client is None:
