@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
@@ -30,6 +31,7 @@ import pydantic
 from lxml import etree
 
 from gateway.model import Tender
+from gateway.protocols.ei import json_codec
 from gateway.protocols.ei.messages import EiMessage, Payload
 from gateway.protocols.ei.xml_codec import Dialect, decode, encode
 
@@ -132,6 +134,7 @@ def main() -> int:
     data = encode(sent)
     strict = encode(sent, Dialect.CTS, extensions=False)
     tender_dict = sent.tenders[0].model_dump()
+    cts_json = json_codec.encode(sent)
     print(f"eiCreateTender: 24 hourly intervals, {len(data):,} bytes (EI 1.0 names); strict CTS: {len(strict):,} bytes")
 
     # every contender must understand the message the same way before it is timed
@@ -140,6 +143,7 @@ def main() -> int:
     assert strict_tender.rows == sent.tenders[0].rows and strict_tender.side is sent.tenders[0].side
     assert len(etree.fromstring(data)[3][1][3]) == 24
     assert Tender.model_validate(tender_dict) == sent.tenders[0]
+    assert json_codec.decode(cts_json).tenders == sent.tenders
 
     medians = compare(
         "eiCreateTender (24 intervals): bytes -> canonical message",
@@ -147,6 +151,8 @@ def main() -> int:
             "xml_codec.decode (parse + check + map to Tender)": lambda: decode(data),
             "xml_codec.decode, strict CTS message (no extension)": lambda: decode(strict),
             "lxml.etree.fromstring of the same bytes (ceiling)": lambda: etree.fromstring(data),
+            "json_codec.decode, the same message in CTS JSON": lambda: json_codec.decode(cts_json),
+            "json.loads of the CTS JSON bytes (its ceiling)": lambda: json.loads(cts_json),
             "Tender.model_validate of the same tender (model's share)": lambda: Tender.model_validate(tender_dict),
             "xml_codec.encode of the message (info)": lambda: encode(sent),
         },
