@@ -259,3 +259,22 @@ def test_an_xml_answer_speaks_the_namespaces_of_its_request(http: httpx.Client) 
 
 def _fields(message: EiMessage) -> dict[str, Any]:
     return {name: getattr(message, name) for name in message.__slots__}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_registration_updates_the_name_but_never_the_credentials(http: httpx.Client, store: Store, fmt: str) -> None:
+    from gateway.model import Party
+
+    claim = Party(id="a", name="A Renamed", roles=["producer"], identities={"ei-token-sha256": token_hash("mine")})
+    status, answer = send(
+        http, EiMessage(Payload.REGISTER_PARTY, request_id="reg", party_id="a", party=claim), "a", fmt
+    )
+    assert (status, answer.payload, code(answer)) == (200, Payload.REGISTERED_PARTY, ResponseCode.OK)
+    if fmt == "json":  # the XML eiCreatedPartyRegistration has no slot for the party; the JSON answer echoes it
+        assert answer.party is not None and answer.party.name == "A Renamed" and answer.party.identities == {}
+    stored = store.get(MessageKind.PARTY, "a")
+    assert stored.name == "A Renamed"  # type: ignore[union-attr]
+    assert stored.identities == {"ei-token-sha256": token_hash(TOKENS["a"])}  # type: ignore[union-attr]
+    other = claim.model_copy(update={"id": "b"})
+    status, answer = send(http, EiMessage(Payload.REGISTER_PARTY, party_id="a", party=other), "a", fmt)
+    assert (status, code(answer)) == (403, ResponseCode.NOT_AUTHORIZED)

@@ -30,6 +30,7 @@ from gateway.model import (
     Envelope,
     Market,
     MessageKind,
+    Party,
     Source,
     Tender,
     TenderStatus,
@@ -105,6 +106,7 @@ class EiService:
             Payload.REQUEST_POSITION: self._request_position,
             Payload.REQUEST_TENDER: self._request_tender,
             Payload.CREATE_DELIVERY: self._create_delivery,
+            Payload.REGISTER_PARTY: self._register_party,
         }
         run = handler.get(message.payload)
         if run is None:
@@ -204,6 +206,20 @@ class EiService:
         self._own(message.deliveries, party_id, "delivery")
         await self._ingest(message.deliveries, party_id, message.request_id)
         return self._answer(message)
+
+    async def _register_party(self, message: EiMessage, party_id: str) -> EiMessage:
+        """A party (re)registers: it may update its name and roles. Its credentials stay what the operator set:
+        identities sent on the wire are ignored (a party must not mint its own token), and never echoed back."""
+        if message.party is None:
+            raise EiRefusal(ResponseCode.BAD_REQUEST, "an eiRegisterParty carries the party's registration")
+        if message.party.id != party_id:
+            raise EiRefusal(ResponseCode.NOT_AUTHORIZED, f"you are '{party_id}', not '{message.party.id}'")
+        stored = await asyncio.to_thread(self.store.get, MessageKind.PARTY, party_id)
+        assert isinstance(stored, Party)  # the directory found the caller among the stored parties
+        updated = stored.model_copy(update={"name": message.party.name, "roles": message.party.roles})
+        if updated != stored:
+            await self._ingest([updated], party_id, message.request_id)
+        return self._answer(message, party=updated.model_copy(update={"identities": {}}))
 
     @staticmethod
     def _answer(message: EiMessage, **carried: object) -> EiMessage:
@@ -352,8 +368,8 @@ def _payload_route(payload: Payload) -> Callable[..., object]:
 
 
 for _payload in _ANSWER:
-    if _payload in (Payload.CREATE_QUOTE, Payload.REGISTER_PARTY):
-        continue  # not served yet: quotes and EI party registration (parties are created by the operator)
+    if _payload is Payload.CREATE_QUOTE:
+        continue  # not served yet: quotes
     router.add_api_route(f"/{_payload.value}", _payload_route(_payload), methods=["POST"], summary=_payload.value)
 
 
