@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import pin_to_one_core
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT.parent / "shared" / "fixtures" / "cim" / "ieee9500" / "ieee9500bal_cim100.xml"
 CIMGRAPH_PROFILE = "cimhub_2023"
@@ -42,13 +44,6 @@ OURS = "ours: read_cim"
 OURS_NETWORK = "ours: read_cim + build_network"
 CIMGRAPH = f"cim-graph ({CIMGRAPH_PROFILE})"
 FLOOR = "floor: lxml iterparse, nothing kept"
-
-
-def pin_to_one_core() -> int:
-    """Run on the last core only; children inherit the affinity."""
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
 
 
 # -- the child: one load, one JSON line on stdout ---------------------------------------------------------

@@ -15,14 +15,9 @@ Run: ``.venv/bin/python benchmarks/bench_ei.py [--quick]``. Not a test: it print
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -35,14 +30,9 @@ from gateway.protocols.ei import json_codec
 from gateway.protocols.ei.messages import EiMessage, Payload
 from gateway.protocols.ei.xml_codec import Dialect, decode, encode
 
+from harness import compare, pin_to_one_core
+
 TARGET_OPS = 5_000
-
-
-def pin_to_one_core() -> int:
-    """Run on the last core only, so figures are per core and not spread by the scheduler."""
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
 
 
 def create_tender_message() -> EiMessage:
@@ -73,48 +63,6 @@ def create_tender_message() -> EiMessage:
         counterparty_id="market-operator",
         tenders=[tender],
     )
-
-
-def ops_per_second(operation: Callable[[], object], seconds: float) -> float:
-    """Run ``operation`` for about ``seconds`` (calibrated batch, no GC pauses inside) and return ops/s."""
-    batch = 1
-    while True:
-        started = time.perf_counter()
-        for _ in range(batch):
-            operation()
-        elapsed = time.perf_counter() - started
-        if elapsed > 0.02:
-            break
-        batch *= 2
-    count = max(1, int(batch * seconds / elapsed))
-    gc.collect()
-    gc.disable()
-    try:
-        started = time.perf_counter()
-        for _ in range(count):
-            operation()
-        elapsed = time.perf_counter() - started
-    finally:
-        gc.enable()
-    return count / elapsed
-
-
-def compare(title: str, contenders: dict[str, Callable[[], object]], repetitions: int, seconds: float) -> dict:
-    """Median ops/s of each contender over ``repetitions`` interleaved rounds; prints a table."""
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for operation in contenders.values():  # warm-up: caches, lazily built validators
-        ops_per_second(operation, 0.05)
-    for _ in range(repetitions):
-        for name, operation in contenders.items():
-            samples[name].append(ops_per_second(operation, seconds))
-    medians = {name: statistics.median(values) for name, values in samples.items()}
-    reference = next(iter(medians.values()))
-    print(f"\n{title}")
-    print(f"  {'name':<58} {'median msgs/s':>14} {'spread':>8} {'vs decode':>10}")
-    for name, median in medians.items():
-        spread = (max(samples[name]) - min(samples[name])) / median
-        print(f"  {name:<58} {median:>14,.0f} {spread:>7.1%} {median / reference:>9.2f}x")
-    return medians
 
 
 def main() -> int:
@@ -158,6 +106,8 @@ def main() -> int:
         },
         repetitions,
         seconds,
+        unit="msgs/s",
+        versus="decode",
     )
     ours = medians["xml_codec.decode (parse + check + map to Tender)"]
     ceiling = medians["lxml.etree.fromstring of the same bytes (ceiling)"]

@@ -61,6 +61,8 @@ from gateway.model import Envelope, Interval, Location, Market, MessageKind, Sou
 from gateway.store import Store
 from gateway.store.tables import STATE_TABLES
 
+from harness import pin_to_one_core
+
 START = datetime(2030, 1, 7, tzinfo=UTC)
 HOURS = 24
 TRANSFORMERS = 5
@@ -69,12 +71,6 @@ PARTIES = 500
 SKEW = 0.4  # share of sells placed under t0 (t0 holds 20% of the service points)
 SEED_BATCH = 1_000
 BINDING = "t0"
-
-
-def pin_to_one_core() -> int:
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
 
 
 def env(object_type: str, /, **payload: Any) -> Envelope:

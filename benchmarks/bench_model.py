@@ -14,14 +14,9 @@ Run: ``.venv/bin/python benchmarks/bench_model.py [--quick]``. Not a test: it pr
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -35,14 +30,9 @@ from gateway.model.market import Side, TenderStatus
 from gateway.model.products import OptionKind
 from gateway.model.units import EnergyUnit, PowerUnit
 
+from harness import compare, pin_to_one_core
+
 TARGET_OPS = 20_000
-
-
-def pin_to_one_core() -> int:
-    """Run on the last core only, so figures are per core and not spread by the scheduler."""
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
 
 
 # -- the payloads ----------------------------------------------------------------------------------------
@@ -142,48 +132,6 @@ class BareEnvelope(BaseModel):
 # -- timing ------------------------------------------------------------------------------------------------
 
 
-def ops_per_second(operation: Callable[[], object], seconds: float) -> float:
-    """Run ``operation`` for about ``seconds`` (calibrated batch, no GC pauses inside) and return ops/s."""
-    batch = 1
-    while True:
-        started = time.perf_counter()
-        for _ in range(batch):
-            operation()
-        elapsed = time.perf_counter() - started
-        if elapsed > 0.02:
-            break
-        batch *= 2
-    count = max(1, int(batch * seconds / elapsed))
-    gc.collect()
-    gc.disable()
-    try:
-        started = time.perf_counter()
-        for _ in range(count):
-            operation()
-        elapsed = time.perf_counter() - started
-    finally:
-        gc.enable()
-    return count / elapsed
-
-
-def compare(title: str, contenders: dict[str, Callable[[], object]], repetitions: int, seconds: float) -> float:
-    """Median ops/s of each contender over ``repetitions`` interleaved rounds; prints a table."""
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for operation in contenders.values():  # warm-up: caches, lazily built validators
-        ops_per_second(operation, 0.05)
-    for _ in range(repetitions):
-        for name, operation in contenders.items():
-            samples[name].append(ops_per_second(operation, seconds))
-    medians = {name: statistics.median(values) for name, values in samples.items()}
-    reference = next(iter(medians.values()))
-    print(f"\n{title}")
-    print(f"  {'name':<44} {'median ops/s':>13} {'spread':>8} {'vs canonical':>13}")
-    for name, median in medians.items():
-        spread = (max(samples[name]) - min(samples[name])) / median
-        print(f"  {name:<44} {median:>13,.0f} {spread:>7.1%} {median / reference:>12.2f}x")
-    return reference
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repetitions (a smoke run)")
@@ -232,7 +180,8 @@ def main() -> int:
         },
         repetitions,
         seconds,
-    )
+        versus="canonical",
+    )["canonical Tender"]
     envelope_ops = compare(
         "Envelope carrying that tender: JSON -> model -> JSON",
         {
@@ -244,7 +193,8 @@ def main() -> int:
         },
         repetitions,
         seconds,
-    )
+        versus="canonical",
+    )["canonical Envelope"]
     print()
     # The issue's target is for the Tender; the envelope (what the store and the bus carry) is reported
     # for information, as the cost of provenance on top of the payload.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import platform
 import statistics
 import sys
@@ -34,15 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.market.network_clearing import Bids, Network, clear_network  # noqa: E402
 
+from harness import pin_to_one_core  # noqa: E402
+
 CIM_FILE = ROOT.parent / "shared" / "fixtures" / "cim" / "ieee9500" / "ieee9500bal_cim100.xml"
 TARGET_RATIO = 10.0
-
-
-def pin_to_one_core() -> int:
-    """Run on the last core only, so that HiGHS and numpy cannot spread and the ratio compares like with like."""
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
 
 
 # -- the network -------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import platform
 import shutil
 import sqlite3
@@ -36,6 +35,7 @@ from gateway.model import Control, Envelope, Party, Source, Tender
 from gateway.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from harness import pin_to_one_core
 from services import PostgresServer, ServiceUnavailable, start_postgres
 
 TARGET_SQLITE_BATCHED = 5_000
@@ -53,12 +53,6 @@ def filesystem_of(path: Path) -> str:
     except OSError:
         pass
     return fstype
-
-
-def pin_to_one_core() -> int:
-    core = max(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return core
 
 
 # -- the messages, built once --------------------------------------------------------------------------------
