@@ -457,3 +457,53 @@ def test_line_ids_are_deterministic_and_unique(scenario):
     assert ids == [line.id for line in again.lines]
     assert len(set(ids)) == len(ids)
     assert [line.amount for line in first.lines] == [line.amount for line in again.lines]
+
+
+def test_a_counterparty_that_is_not_the_operator_is_billed_the_mirror_of_its_trades() -> None:
+    """A retailer selling a subscription is paid for it; a seller whose tender was accepted bilaterally is paid and
+    its metered output settles against the sale. The operator's side of a cleared trade is the pool's: no line."""
+    market = Market(id="m", operator_id="pool")
+    hour = Interval(start=datetime(2030, 1, 7, 10, tzinfo=UTC), duration=Resolution.HOUR)
+    clearing = Clearing(
+        market_id="m",
+        interval=hour,
+        type=ClearingType.MARGINAL_SELLER,
+        price=Decimal("0.30"),
+        cleared_quantity=Decimal(1),
+        gate_closed_at=hour.start,
+    )
+
+    def trade(tid: str, party: str, counterparty: str, quantity: str, price: str, **extra: object) -> Transaction:
+        return Transaction(
+            id=tid,
+            market_id="m",
+            party_id=party,
+            counterparty_id=counterparty,
+            side=Side.BUY,
+            location_id="sp",
+            interval=hour,
+            quantity=Decimal(quantity),
+            price=Decimal(price),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    trades = [
+        trade("sub", "cust", "retailer", "2", "0.10", subscription_id="block"),
+        trade("bilateral", "cust", "neighbour", "1", "0.20"),
+        trade("pooled", "cust", "pool", "1", "0.30"),
+    ]
+    meters = [
+        Delivery(id="m-cust", party_id="cust", location_id="sp", interval=hour, quantity=Decimal(5)),
+        Delivery(id="m-neighbour", party_id="neighbour", location_id="sp", interval=hour, quantity=Decimal("-1.5")),
+    ]
+    report = settle(market, [clearing], trades, meters)
+    by = {(line.party_id, line.kind.value, tuple(line.reference_ids)): line.amount for line in report.lines}
+    assert by[("retailer", "subscription", ("sub",))] == Decimal("-0.2")  # paid 2 kW x 0.10
+    assert by[("neighbour", "transaction", ("bilateral",))] == Decimal("-0.2")
+    assert not any(line.party_id == "pool" for line in report.lines)
+    # The neighbour sold 1 kW and exported 1.5: 0.5 kW more, paid at spot.
+    assert by[("neighbour", "deviation", ("m-neighbour",))] == Decimal("-0.15")
+    # The customer holds 2 + 1 + 1 = 4 kW and used 5: 1 kW at spot.
+    assert by[("cust", "deviation", ("m-cust",))] == Decimal("0.3")
+    # The retailer has no meter at the customer's site and is not asked for one.
+    assert report.missing_deliveries == []

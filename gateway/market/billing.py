@@ -32,6 +32,7 @@ def settle_window(
     # Whose meters count: every party that ever traded in the market, not only inside this window, so that an
     # interval settles the same whichever window holds it (and a reading in an uncleared interval is reported).
     parties = set(store.values(MessageKind.TRANSACTION, "party_id", filters={"market_id": market.id}, distinct=True))
+    parties |= {t.counterparty_id for t in transactions if t.counterparty_id != market.operator_id}  # type: ignore[union-attr]
     inside = _network_membership(store, market)
     deliveries = [
         d

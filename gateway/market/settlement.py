@@ -71,7 +71,8 @@ def settle(
     """Settle ``market``: one line per forward transaction, one deviation line per metered (sub)interval.
 
     * Transactions count when they are in this market and trade energy (others are ignored). Each gives a
-      SUBSCRIPTION line (when it came from a subscription) or a TRANSACTION line at its own price.
+      SUBSCRIPTION line (when it came from a subscription) or a TRANSACTION line at its own price, to its party
+      and, mirrored, to its counterparty unless that is the market's operator (see :func:`_sides`).
     * Per (party, location, market interval) the position is the net signed rate of those transactions.
     * Deliveries are grouped per (party, location). Where a site meter (``resource_id`` None) reported for a
       market interval only site-meter readings count there; otherwise the resource meters are summed.
@@ -93,16 +94,21 @@ def settle(
     counting = [t for t in transactions if t.market_id == market.id and t.product.type == _ENERGY]
     _check_transactions(market, counting)
 
-    lines: list[SettlementLine] = [_transaction_line(market, t) for t in counting]
+    lines: list[SettlementLine] = [
+        _transaction_line(market, t, party, rate) for t in counting for party, rate in _sides(market, t)
+    ]
 
     # Transactions by the market intervals they touch: the position is built from them piece by piece.
     trades: defaultdict[Key, list[tuple[Interval, Decimal]]] = defaultdict(list)
+    takers: set[Key] = set()  # keys where some trade's own party is: a meter is expected there
     market_intervals: dict[datetime, Interval] = {}
     for t in counting:
-        rate = convert_power(t.signed_quantity, t.quantity_unit, market.quantity_unit)
+        sides = _sides(market, t)
         for slot in _market_slots(t.interval, market, f"transaction '{t.id}'"):
             market_intervals[slot.start] = slot
-            trades[(t.party_id, t.location_id, slot.start)].append((t.interval, rate))
+            takers.add((t.party_id, t.location_id, slot.start))
+            for party, rate in sides:
+                trades[(party, t.location_id, slot.start)].append((t.interval, rate))
 
     # Deliveries by market interval, site meters apart from resource meters.
     site: defaultdict[Key, list[tuple[Delivery, Decimal]]] = defaultdict(list)
@@ -121,7 +127,10 @@ def settle(
         slot = market_intervals[start]
         metered = site.get(key) or resources.get(key) or []
         if not metered:
-            missing.append((party, location, slot))
+            # A counterparty only (a retailer selling a customer's subscription) need not meter the customer's
+            # site: its forward lines stand, no deviation is due from it there, and nothing is missing.
+            if key in takers:
+                missing.append((party, location, slot))
             continue
         clearing = prices.get(start)
         if clearing is None:
@@ -305,11 +314,20 @@ def _covers(outer: Interval, inner: Interval) -> bool:
     return False
 
 
-def _transaction_line(market: Market, t: Transaction) -> SettlementLine:
-    kind = SettlementKind.TRANSACTION if t.subscription_id is None else SettlementKind.SUBSCRIPTION
+def _sides(market: Market, t: Transaction) -> list[tuple[str, Decimal]]:
+    """Who a trade binds, with the rate each side holds (+ = bought): the party, and its counterparty unless that is
+    the market's operator (a pool's side of every cleared trade is the pool's, not a bill). A retailer selling a
+    subscription, or the seller of a bilaterally accepted tender, is billed (paid) like any party."""
     rate = convert_power(t.signed_quantity, t.quantity_unit, market.quantity_unit)
+    if t.counterparty_id == market.operator_id:
+        return [(t.party_id, rate)]
+    return [(t.party_id, rate), (t.counterparty_id, -rate)]
+
+
+def _transaction_line(market: Market, t: Transaction, party: str, rate: Decimal) -> SettlementLine:
+    kind = SettlementKind.TRANSACTION if t.subscription_id is None else SettlementKind.SUBSCRIPTION
     price = convert_price(t.price, t.price_per, market.price_per)
-    return _line(market, kind, t.party_id, t.location_id, t.interval, rate, price, [t.id], ref=t.id)
+    return _line(market, kind, party, t.location_id, t.interval, rate, price, [t.id], ref=t.id)
 
 
 def _line(
