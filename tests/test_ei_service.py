@@ -40,7 +40,13 @@ def http(store: Store) -> Iterator[httpx.Client]:
         [
             env("party", id="op", name="Exchange", roles=["dmo"]),
             *(
-                env("party", id=p, name=p.upper(), roles=["prosumer"], identities={"ei-token-sha256": token_hash(t)})
+                env(
+                    "party",
+                    id=p,
+                    name=p.upper(),
+                    roles=["prosumer"],
+                    identities={"ei-token-sha256": token_hash(t), "ei-client-secret-sha256": token_hash(f"secret-{p}")},
+                )
                 for p, t in TOKENS.items()
             ),
             env("location", id="sp1", name="sp1", kind="service_point"),
@@ -278,3 +284,44 @@ def test_registration_updates_the_name_but_never_the_credentials(http: httpx.Cli
     other = claim.model_copy(update={"id": "b"})
     status, answer = send(http, EiMessage(Payload.REGISTER_PARTY, party_id="a", party=other), "a", fmt)
     assert (status, code(answer)) == (403, ResponseCode.NOT_AUTHORIZED)
+
+
+def test_oauth2_client_credentials_grant_issues_a_bearer_token(http: httpx.Client, store: Store) -> None:
+    form = {"grant_type": "client_credentials", "client_id": "a", "client_secret": "secret-a"}
+    response = http.post("/ei/v1/oauth/token", data=form)
+    assert response.status_code == 200, response.text
+    grant = response.json()
+    assert (grant["token_type"], grant["expires_in"]) == ("Bearer", 3600)
+    assert response.headers["cache-control"] == "no-store"
+    message = EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("oauth-1", "a")])
+    sent = http.post(
+        "/ei/v1/eiCreateTender",
+        content=json_codec.encode(message),
+        headers={"content-type": "application/json", "authorization": f"Bearer {grant['access_token']}"},
+    )
+    assert sent.status_code == 200 and store.exists(MessageKind.TENDER, "oauth-1")
+    # HTTP Basic client authentication works too (RFC 6749 2.3.1).
+    basic = http.post("/ei/v1/oauth/token", data={"grant_type": "client_credentials"}, auth=("b", "secret-b"))
+    assert basic.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "error"),
+    [
+        ({"grant_type": "client_credentials", "client_id": "a", "client_secret": "wrong"}, 401, "invalid_client"),
+        ({"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}, 401, "invalid_client"),
+        ({"grant_type": "client_credentials", "client_id": "op", "client_secret": "x"}, 401, "invalid_client"),
+        ({"grant_type": "password", "client_id": "a", "client_secret": "secret-a"}, 400, "unsupported_grant_type"),
+        ({"grant_type": "client_credentials"}, 401, "invalid_client"),
+    ],
+)
+def test_oauth2_refusals_follow_the_rfc(http: httpx.Client, form: dict[str, str], status: int, error: str) -> None:
+    response = http.post("/ei/v1/oauth/token", data=form)
+    assert (response.status_code, response.json()["error"]) == (status, error)
+    forged = EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("forged", "a")])
+    answer = http.post(
+        "/ei/v1/eiCreateTender",
+        content=json_codec.encode(forged),
+        headers={"content-type": "application/json", "authorization": "Bearer not-a-token"},
+    )
+    assert answer.status_code == 403

@@ -27,6 +27,7 @@ from gateway.config import Settings
 from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
+from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
 from gateway.store import Store
 
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(cancel_router())
     app.include_router(markets_router)
     app.include_router(ei_router)
+    app.include_router(ei_oauth_router)
     for kind in PATHS:
         app.include_router(entity_router(kind))
     return app

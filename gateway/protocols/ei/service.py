@@ -47,6 +47,7 @@ from gateway.protocols.ei.messages import (
     PositionQuery,
     ResponseCode,
 )
+from gateway.protocols.ei.oauth import issuer
 from gateway.protocols.ei.ticker import TICKER_INTERVALS, open_tenders, ticker_message
 from gateway.store import Store
 
@@ -304,7 +305,8 @@ def _service(request: Request) -> EiService:
 
 def _caller(request: Request, service: EiService, authorization: str | None) -> str | None:
     if authorization and authorization.lower().startswith("bearer "):
-        return service.directory.by_token(authorization[7:].strip())
+        token = authorization[7:].strip()
+        return issuer(request).party(token) or service.directory.by_token(token)
     header = getattr(request.app.state, "ei_cert_header", None)
     if header:
         fingerprint = request.headers.get(header)
