@@ -24,8 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
-from fractions import Fraction
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from itertools import pairwise
 
 from gateway.model.intervals import Interval, Resolution, floor_to_boundary, is_aligned
@@ -36,6 +35,7 @@ from gateway.model.units import convert_power, convert_price
 SETTLEMENT_NAMESPACE = uuid.UUID("6f1d3c1e-5b7a-4f0e-9c2d-8a4b3e7f1d20")
 """Fixed namespace of the uuid5 line ids: changing it would rename every line ever settled."""
 
+_EXACT = Context(prec=100)
 MONEY = Decimal("0.000001")
 """The quantum amounts are rounded to (half to even)."""
 
@@ -174,14 +174,19 @@ def settle(
 def amount(rate: Decimal, seconds: int, price: Decimal, market: Market) -> Decimal:
     """Money for ``rate`` (in the market's quantity unit) held ``seconds`` at ``price`` (per its price unit).
 
-    Exact (as a fraction) and then rounded once, half to even, to :data:`MONEY`; the ratio of the units
-    (kW priced per MWh, say) is part of the exact product.
+    Exact, then rounded once, half to even, to :data:`MONEY`; the ratio of the units (kW priced per MWh, say) is
+    part of the exact product. Decimal rather than Fraction (a tenth of the cost, and this runs per trade): the
+    product of the inputs is exact at 100 digits, and dividing it by 3600 at 100 significant digits cannot land
+    on a rounding tie that the exact quotient is not on (a quotient with k decimals of input is at least
+    1/(3600 * 10^k) from any tie it does not sit on), so the one rounding to MONEY is the exact value's.
     """
-    scale = Fraction(market.quantity_unit.watts_per_unit) / Fraction(market.price_per.wh_per_unit)
-    exact = Fraction(rate) * seconds * Fraction(price) * scale / 3600
-    micro = round(exact * 1_000_000)  # round() of a Fraction rounds half to even
-    with localcontext(prec=max(28, len(str(abs(micro))) + 2)):
-        return Decimal(micro).scaleb(-6)
+    with localcontext(_EXACT):
+        exact = rate * seconds * price * _unit_ratio(market) / 3600
+        return exact.quantize(MONEY, rounding=ROUND_HALF_EVEN)
+
+
+def _unit_ratio(market: Market) -> Decimal:
+    return market.quantity_unit.watts_per_unit / market.price_per.wh_per_unit  # powers of ten: exact
 
 
 def _exact_sum(values: Iterable[Decimal]) -> Decimal:
