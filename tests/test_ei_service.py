@@ -280,7 +280,10 @@ def test_registration_updates_the_name_but_never_the_credentials(http: httpx.Cli
         assert answer.party is not None and answer.party.name == "A Renamed" and answer.party.identities == {}
     stored = store.get(MessageKind.PARTY, "a")
     assert stored.name == "A Renamed"  # type: ignore[union-attr]
-    assert stored.identities == {"ei-token-sha256": token_hash(TOKENS["a"])}  # type: ignore[union-attr]
+    assert stored.identities == {  # type: ignore[union-attr]
+        "ei-token-sha256": token_hash(TOKENS["a"]),
+        "ei-client-secret-sha256": token_hash("secret-a"),
+    }
     other = claim.model_copy(update={"id": "b"})
     status, answer = send(http, EiMessage(Payload.REGISTER_PARTY, party_id="a", party=other), "a", fmt)
     assert (status, code(answer)) == (403, ResponseCode.NOT_AUTHORIZED)
