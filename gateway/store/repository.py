@@ -9,6 +9,7 @@ batched in one transaction so a batch is stored entirely or not at all, and a me
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from gateway.model import PAYLOAD_TYPES, CanonicalObject, Envelope, MessageKind, utc_now
-from gateway.store.tables import STATE_TABLES, cursors, messages, rejections
+from gateway.store.tables import STATE_TABLES, adapter_state, cursors, messages, rejections
 
 MAX_RAW_REJECTION = 64 * 1024
 _IN_CHUNK = 500  # bound on IN (...) lists: SQLite caps bound parameters per statement
@@ -434,6 +435,32 @@ class Store:
                     where=cursors.c.seq < stmt.excluded.seq,
                 )
             )
+
+    def get_state(self, protocol: str, peer: str, name: str) -> dict[str, Any] | None:
+        """An adapter's record about a peer (see ``tables.adapter_state``), or None."""
+        t = adapter_state
+        query = select(t.c.body).where(t.c.protocol == protocol, t.c.peer == peer, t.c.name == name)
+        with self.engine.connect() as conn:
+            body = conn.execute(query).scalar_one_or_none()
+        return None if body is None else json.loads(body)
+
+    def list_state(self, protocol: str, name: str) -> dict[str, dict[str, Any]]:
+        """peer -> record, for every peer of ``protocol`` that has a record called ``name``."""
+        t = adapter_state
+        query = select(t.c.peer, t.c.body).where(t.c.protocol == protocol, t.c.name == name)
+        with self.engine.connect() as conn:
+            return {peer: json.loads(body) for peer, body in conn.execute(query).all()}
+
+    def put_state(self, protocol: str, peer: str, name: str, record: dict[str, Any] | None) -> None:
+        """Replace (or, with None, delete) an adapter's record, durably before returning."""
+        t = adapter_state
+        with self.engine.begin() as conn:
+            conn.execute(t.delete().where(t.c.protocol == protocol, t.c.peer == peer, t.c.name == name))
+            if record is not None:
+                body = json.dumps(record, sort_keys=True, default=str)
+                conn.execute(
+                    t.insert().values(protocol=protocol, peer=peer, name=name, body=body, updated_at=utc_now())
+                )
 
     def counts(self) -> dict[str, int]:
         """Current objects per kind, for summaries and health."""

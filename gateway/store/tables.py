@@ -97,6 +97,18 @@ cursors = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+adapter_state = Table(
+    "adapter_state",
+    metadata,
+    Column("protocol", String(40), primary_key=True),
+    Column("peer", String(200), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("body", Text, nullable=False, comment="the adapter's record as JSON"),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+"""What a protocol edge must remember about a peer that is not a canonical object: an OpenADR VEN's registration
+and registered reports, a 2030.5 subscription. Keyed by (protocol, peer, name); each row is replaced whole."""
+
 Extractor = Callable[[Any], Any]
 
 
