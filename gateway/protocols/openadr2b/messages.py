@@ -130,16 +130,38 @@ class EiResponse:
 
 @dataclass(slots=True)
 class Target:
-    """ei:eiTarget. ``end_device_assets`` are power:endDeviceAsset/power:mrid values (device classes)."""
+    """ei:eiTarget. ``end_device_assets`` are power:endDeviceAsset/power:mrid values (device classes).
+
+    ``meter_assets`` (power:meterAsset/mrid), ``pnodes``, ``aggregated_pnodes`` and ``service_delivery_points``
+    (their power:node) and ``group_names`` are the other plain-text kinds of target the schema has; a VEN's report
+    data source is often its meters. The GML kinds (serviceArea, serviceLocation) and transportInterface are not
+    carried: the codec refuses them (453) rather than drop them.
+    """
 
     ven_ids: list[str] = field(default_factory=list)
     group_ids: list[str] = field(default_factory=list)
     resource_ids: list[str] = field(default_factory=list)
     party_ids: list[str] = field(default_factory=list)
     end_device_assets: list[str] = field(default_factory=list)
+    meter_assets: list[str] = field(default_factory=list)
+    pnodes: list[str] = field(default_factory=list)
+    aggregated_pnodes: list[str] = field(default_factory=list)
+    service_delivery_points: list[str] = field(default_factory=list)
+    group_names: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.ven_ids or self.group_ids or self.resource_ids or self.party_ids or self.end_device_assets)
+        return not (
+            self.ven_ids
+            or self.group_ids
+            or self.resource_ids
+            or self.party_ids
+            or self.end_device_assets
+            or self.meter_assets
+            or self.pnodes
+            or self.aggregated_pnodes
+            or self.service_delivery_points
+            or self.group_names
+        )
 
 
 @dataclass(slots=True)
@@ -154,6 +176,8 @@ class ItemUnit:
     hertz: Decimal | None = None
     voltage: Decimal | None = None
     ac: bool | None = None
+    # oadr:pulseCount has a pulseFactor instead of an siScaleCode
+    pulse_factor: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +190,9 @@ class SignalInterval:
 
 @dataclass(slots=True)
 class EventSignal:
+    """ei:eiEventSignal, or (as ``Event.baseline``) ei:eiEventBaseline: then ``name`` is the baselineName, ``id``
+    the baselineID, ``type`` empty, ``target`` holds its resourceIDs, and ``start``/``duration`` its own period."""
+
     name: str
     type: str
     id: str
@@ -173,6 +200,8 @@ class EventSignal:
     current_value: Decimal | None = None
     unit: ItemUnit | None = None
     target: Target | None = None
+    start: datetime | None = None
+    duration: timedelta | None = None
 
 
 @dataclass(slots=True)
@@ -255,7 +284,12 @@ class Opt:
 
 @dataclass(slots=True)
 class ReportDescription:
-    """oadrReportDescription: one data point (rID) a VEN can report, or is asked to."""
+    """oadrReportDescription: one data point (rID) a VEN can report, or is asked to.
+
+    ei:reportSubject and ei:reportDataSource are targets. The common shape, a single resourceID, is
+    ``resource_id`` (subject) and ``data_source`` (data source); any other target (meters, several resources)
+    is ``subject`` / ``source`` instead, and then the plain field is None: at most one of each pair is set.
+    """
 
     r_id: str
     report_type: str
@@ -267,6 +301,8 @@ class ReportDescription:
     min_period: timedelta | None = None
     max_period: timedelta | None = None
     on_change: bool | None = None
+    subject: Target | None = None
+    source: Target | None = None
 
 
 @dataclass(slots=True)
