@@ -34,6 +34,9 @@ def _register_subcommands() -> None:
     from gateway.cli_market import market_app
 
     app.add_typer(market_app, name="market")
+    from gateway.cli_bridge import bridge_app
+
+    app.add_typer(bridge_app, name="bridge")
 
 
 _register_subcommands()
@@ -68,6 +71,40 @@ def serve(
             envvar="TGW_MARKET_TICK", min=0, help="Seconds between call-auction checks for closed gates (0: off)."
         ),
     ] = 15.0,
+    tls_cert: Annotated[
+        str | None, typer.Option(envvar="TGW_TLS_CERT", help="Serve HTTPS with this certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option(envvar="TGW_TLS_KEY", help="The certificate's private key (PEM).")
+    ] = None,
+    tls_client_ca: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TGW_TLS_CLIENT_CA",
+            help="CA bundle that signs client certificates: clients must present one (mutual TLS, VEN identity).",
+        ),
+    ] = None,
+    openadr_cert_header: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TGW_OPENADR_CERT_HEADER",
+            help="Header where a trusted TLS proxy puts the client certificate's SHA-256 (OpenADR VEN identity).",
+        ),
+    ] = None,
+    openadr_insecure: Annotated[
+        bool,
+        typer.Option(
+            envvar="TGW_OPENADR_INSECURE",
+            help="Let OpenADR VENs name themselves without a client certificate (demos on loopback only).",
+        ),
+    ] = False,
+    openadr_require_signatures: Annotated[
+        bool,
+        typer.Option(
+            envvar="TGW_OPENADR_REQUIRE_SIGNATURES",
+            help="Refuse unsigned OpenADR requests (XML signature with ReplayProtect) from every VEN.",
+        ),
+    ] = False,
 ) -> None:
     """Run the gateway: REST API (docs at /docs), canonical store, the periodic call auction of every
     auto-clearing market, and the MQTT bridge when a broker is given."""
@@ -83,7 +120,16 @@ def serve(
         mqtt_url=mqtt_url or None,
         market_tick_seconds=market_tick,
         ei_cert_header=ei_cert_header or None,
+        openadr_cert_header=openadr_cert_header or None,
+        openadr_insecure=openadr_insecure,
+        openadr_sign_cert=tls_cert,
+        openadr_sign_key=tls_key,
+        openadr_require_signatures=openadr_require_signatures,
     )
+    if bool(tls_cert) != bool(tls_key):
+        fail("give both --tls-cert and --tls-key (or neither)")
+    if tls_client_ca and not tls_cert:
+        fail("--tls-client-ca needs --tls-cert and --tls-key: client certificates are only asked for over HTTPS")
     broker = "none (no broker configured)"
     if settings.mqtt_url:
         from gateway.protocols.mqtt import parse_mqtt_url
@@ -97,13 +143,26 @@ def serve(
     except StoreError as exc:
         fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
     console.print(f"[bold]Transactive Gateway {__version__}[/]")
-    console.print(f"  API      http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    scheme = "https" if tls_cert else "http"
+    console.print(f"  API      {scheme}://{host}:{port}  (docs: {scheme}://{host}:{port}/docs)")
+    console.print(f"  OpenADR  VTN at {scheme}://{host}:{port}/OpenADR2/Simple/2.0b")
     console.print(f"  database {redact(settings.database_url)}")
     console.print(f"  MQTT     {broker}")
     console.print(
         "  markets  " + (f"call auctions checked every {market_tick:g} s" if market_tick else "no periodic runs")
     )
-    config = uvicorn.Config(create_app(settings, store=store), host=host, port=port, log_level=log_level)
+    tls: dict[str, object] = {}
+    if tls_cert and tls_key:
+        from gateway.api.tls import server_tls_options
+
+        tls = server_tls_options(tls_cert, tls_key, tls_client_ca, require_client=True)
+    config = uvicorn.Config(
+        create_app(settings, store=store),
+        host=host,
+        port=port,
+        log_level=log_level,
+        **tls,  # type: ignore[arg-type]
+    )
     try:
         uvicorn.Server(config).run()
     finally:

@@ -20,5 +20,14 @@ class Settings:
     """Header in which a trusted TLS proxy forwards the client certificate's SHA-256 (EI party identity)."""
     ei_ticker_seconds: float = 15.0
     """How often each market's EI ticker is republished (retained) on MQTT when a broker is configured."""
+    openadr_cert_header: str | None = None
+    """Header in which a trusted TLS proxy forwards the client certificate's SHA-256 (OpenADR VEN identity)."""
+    openadr_insecure: bool = False
+    """Let OpenADR VENs name themselves (venID/venName) without a client certificate: demos on loopback only."""
+    openadr_sign_cert: str | None = None
+    """PEM certificate (and key, below) the VTN signs its OpenADR answers with; by default the TLS certificate."""
+    openadr_sign_key: str | None = None
+    openadr_require_signatures: bool = False
+    """Refuse unsigned OpenADR requests from every VEN (a VEN that registered with signatures must sign anyway)."""
     market_tick_seconds: float = 15.0
     """How often the periodic call auction looks for intervals whose gate closed; 0 turns it off."""

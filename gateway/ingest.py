@@ -173,11 +173,26 @@ class Ingestor:
 
     def ingest_sync(self, envelopes: Sequence[Envelope], *, protocol: str, peer: str) -> list[StoredMessage]:
         """Store a batch (all or nothing) after checking it; raises :class:`Rejected` with every problem."""
-        sourced = [envelope.with_source(protocol, peer) for envelope in envelopes]
+        sourced = [self._revised(envelope.with_source(protocol, peer)) for envelope in envelopes]
         problems = self.check(sourced)
         if problems:
             raise Rejected(problems)
         return self.store.append_many(sourced)
+
+    def _revised(self, envelope: Envelope) -> Envelope:
+        """A changed control gets the next revision even when its sender did not bump it: OpenADR VENs and 2030.5
+        clients only act on a change they can see in the number (modificationNumber), so the gateway guarantees
+        it. Re-sending the same control (any created_at) is not a change."""
+        payload = envelope.payload
+        if not isinstance(payload, Control):
+            return envelope
+        current = self.store.get(MessageKind.CONTROL, payload.id)
+        if not isinstance(current, Control) or payload.revision > current.revision:
+            return envelope
+        ignored = {"revision", "created_at"}
+        if payload.model_dump(exclude=ignored) == current.model_dump(exclude=ignored):
+            return envelope
+        return envelope.model_copy(update={"payload": payload.model_copy(update={"revision": current.revision + 1})})
 
     async def ingest(self, envelopes: Sequence[Envelope], *, protocol: str, peer: str) -> list[StoredMessage]:
         """Like :meth:`ingest_sync`, off the event loop, then publish what was new on the bus."""

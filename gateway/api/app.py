@@ -29,6 +29,9 @@ from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
 from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
+from gateway.protocols.openadr2b.security import MessageSigner
+from gateway.protocols.openadr2b.service import VtnSettings
+from gateway.protocols.openadr2b.service import router as openadr2b_router
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,9 +47,20 @@ One canonical transactive message model between OpenADR, IEEE 2030.5, Energy Int
   call auctions per interval (network-aware when the market has a network), positions and settlement.
 * **/ei/v1/...** is the Energy Interoperation / CTS service for TeMIX parties (EI 1.0 XML or CTS JSON, bearer
   token or client-certificate identity): tenders, cancels, transactions, positions, deliveries, a ticker.
+* **/OpenADR2/Simple/2.0b/...** is the OpenADR 2.0b VTN for legacy VENs (EiRegisterParty, EiEvent, EiReport,
+  EiOpt, OadrPoll): events rendered from canonical controls and price tenders, opt-outs become overrides,
+  telemetry reports become metered deliveries. VENs are identified by their client certificate's fingerprint.
 * Errors are 4xx with field-level reasons (`detail[].loc`, `detail[].msg`); refused input is recorded and
   can be read at **/v1/rejections**.
 """
+
+
+def _signer(settings: Settings) -> MessageSigner | None:
+    """The VTN's message signer, its key loaded once here (not per message)."""
+    if not (settings.openadr_sign_cert and settings.openadr_sign_key):
+        return None
+    with open(settings.openadr_sign_cert, "rb") as cert, open(settings.openadr_sign_key, "rb") as key:
+        return MessageSigner(cert.read(), key.read())
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
@@ -62,6 +76,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.ingestor = Ingestor(app.state.store, app.state.bus)
         app.state.market_runner = MarketRunner(app.state.store)
         app.state.ei_cert_header = settings.ei_cert_header
+        app.state.oadr_settings = VtnSettings(
+            cert_header=settings.openadr_cert_header,
+            insecure=settings.openadr_insecure,
+            signer=_signer(settings),
+            require_signatures=settings.openadr_require_signatures,
+        )
         app.state.scheduler = None
         if settings.market_tick_seconds > 0:
             app.state.scheduler = CallAuctionScheduler(
@@ -149,6 +169,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(markets_router)
     app.include_router(ei_router)
     app.include_router(ei_oauth_router)
+    app.include_router(openadr2b_router)
     for kind in PATHS:
         app.include_router(entity_router(kind))
     return app

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -19,10 +20,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` over real HTTP until the block ends; yields the base URL."""
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int | None = None, **options: Any) -> Iterator[str]:
+    """Serve ``app`` over real HTTP (HTTPS when ``options`` carry uvicorn's ssl_* settings, see
+    ``gateway.api.tls.server_tls_options``) until the block ends; yields the base URL."""
     port = port or free_port(host)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, name=f"tgw-http-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -31,7 +33,7 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int | None = No
             raise RuntimeError(f"the gateway did not start on {host}:{port}")
         time.sleep(0.01)
     try:
-        yield f"http://{host}:{port}"
+        yield f"{'https' if options.get('ssl_certfile') else 'http'}://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)

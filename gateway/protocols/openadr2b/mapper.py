@@ -139,7 +139,10 @@ def event_to_controls(event: Event, table: MappingTable | None = None) -> list[C
                 f"signal {signal.name}/{signal.type} of event '{event.event_id}' is not in mappings/openadr2b.yaml",
                 ResponseCode.SIGNAL_NOT_SUPPORTED,
             )
-        targets = _targets(signal.target if signal.target and not signal.target.is_empty() else event.target)
+        narrowed = signal.target is not None and (
+            signal.target.ven_ids or signal.target.resource_ids or signal.target.group_ids or signal.target.party_ids
+        )
+        targets = _targets(signal.target if narrowed and signal.target else event.target)
         try:
             controls.append(
                 Control(
@@ -363,6 +366,12 @@ def to_canonical(message: OadrMessage, table: MappingTable | None = None) -> lis
             opt = message.opt
             party = opt.ven_id or _ven(message)
             resources = opt.target.resource_ids if opt.target else []
+            if opt.event_id and not opt.availability:
+                raise MappingError(
+                    f"opt '{opt.opt_id}' is about event '{opt.event_id}' for the event's whole span, which only the"
+                    " VTN knows: send it to the VTN (POST /OpenADR2/Simple/2.0b/EiOpt) rather than translating it",
+                    ResponseCode.INVALID_ID,
+                )
             return list(opt_to_overrides(opt, party, control=None, resource_ids=resources))
         case Payload.UPDATE_REPORT:
             party = _ven(message)

@@ -123,7 +123,7 @@ def tender_to_event(
         raise MappingError(
             "mappings/openadr2b.yaml has no ELECTRICITY_PRICE/price signal", ResponseCode.SIGNAL_NOT_SUPPORTED
         )
-    intervals = tender.intervals()
+    intervals = tender.intervals
     steps = [
         (interval.end - interval.start, convert_price(row["price"], tender.price_per, EnergyUnit.KWH))
         for interval, row in zip(intervals, tender.rows, strict=True)

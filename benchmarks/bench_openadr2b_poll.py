@@ -1,0 +1,271 @@
+"""VTN oadrPoll throughput from concurrent VENs on loopback: our VTN (`tgw serve`) vs openleadr 0.5.36's
+OpenADRServer, side by side in one run, same request bytes, same machine.
+
+Each server runs in its own process pinned to one core; the load generator (aiohttp, CONCURRENCY clients in one
+event loop) runs on the other core. Plain HTTP on both, no signatures: the figure is the VTN's own cost per poll
+(decode and schema check, identify the VEN, look for news, answer). Rounds alternate between the two servers and
+the medians are compared. Target (issue 3): ours >= 3x openleadr.
+
+    python benchmarks/bench_openadr2b_poll.py [--seconds 4] [--rounds 3] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PATH = "/OpenADR2/Simple/2.0b"
+VEN = "ven-bench"
+
+OPENLEADR_VTN = textwrap.dedent(
+    """
+    import asyncio, logging, sys
+    from openleadr import OpenADRServer
+    logging.getLogger("openleadr").setLevel(logging.ERROR)
+
+    async def on_create_party_registration(info):
+        return "ven-bench", "reg-1"
+
+    async def main():
+        server = OpenADRServer(vtn_id="VTN", http_port=int(sys.argv[1]), show_fingerprint=False,
+                               verify_message_signatures=False)
+        server.add_handler("on_create_party_registration", on_create_party_registration)
+        await server.run()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+    """
+)
+
+
+BARE_FASTAPI = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    app = FastAPI()
+    BODY = open(sys.argv[2], "rb").read()
+
+    @app.post("/OpenADR2/Simple/2.0b/{service}")
+    async def answer(request: Request, service: str) -> Response:
+        await request.body()
+        return Response(BODY, media_type="application/xml")
+
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    """
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server for {url} exited early ({process.returncode})")
+        try:
+            httpx.post(url, content=b"", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def poll_bytes() -> bytes:
+    from openleadr.messaging import create_message
+
+    return create_message("oadrPoll", ven_id=VEN).encode()
+
+
+def registration_bytes() -> bytes:
+    from openleadr.messaging import create_message
+
+    return create_message(
+        "oadrCreatePartyRegistration",
+        request_id="r1",
+        ven_name=VEN,
+        ven_id=None,
+        http_pull_model=True,
+        xml_signature=False,
+        report_only=False,
+        profile_name="2.0b",
+        transport_name="simpleHttp",
+        transport_address=None,
+    ).encode()
+
+
+def start_ours(folder: Path, core: int) -> tuple[subprocess.Popen[bytes], str]:
+    from gateway.ingest import Ingestor
+    from gateway.model import Envelope
+    from gateway.store import Store
+
+    url = f"sqlite:///{folder / 'bench.db'}"
+    store = Store(url)
+    Ingestor(store).ingest_sync(
+        [
+            Envelope.model_validate(
+                {"payload": {"object_type": "party", "id": VEN, "name": "Bench", "roles": ["prosumer"]}}
+            )
+        ],
+        protocol="bench",
+        peer="seed",
+    )
+    store.close()
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+            "--market-tick",
+            "0",
+            "--openadr-insecure",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    return process, f"http://127.0.0.1:{port}{PATH}"
+
+
+def start_bare(folder: Path, core: int, answer: bytes) -> tuple[subprocess.Popen[bytes], str]:
+    """The ceiling for any FastAPI service: an endpoint that reads the body and returns fixed bytes."""
+    script = folder / "bare.py"
+    script.write_text(BARE_FASTAPI)
+    (folder / "answer.xml").write_bytes(answer)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(port), str(folder / "answer.xml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    return process, f"http://127.0.0.1:{port}{PATH}"
+
+
+def start_openleadr(folder: Path, core: int) -> tuple[subprocess.Popen[bytes], str]:
+    script = folder / "openleadr_vtn.py"
+    script.write_text(OPENLEADR_VTN)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+    )
+    return process, f"http://127.0.0.1:{port}{PATH}"
+
+
+async def hammer(url: str, body: bytes, seconds: float, concurrency: int) -> tuple[float, int]:
+    """Requests per second over ``seconds`` with ``concurrency`` clients in flight; also counts non-200s."""
+    done = 0
+    failures = 0
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers={"content-type": "application/xml"}) as session:
+
+        async def client() -> None:
+            nonlocal done, failures
+            while time.perf_counter() < stop:
+                async with session.post(f"{url}/OadrPoll", data=body) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        failures += 1
+                    done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return done / elapsed, failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    server_core, client_core = cores[-1], cores[0]
+    os.sched_setaffinity(0, {client_core})
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        from gateway.protocols.openadr2b import codec
+        from gateway.protocols.openadr2b.messages import EiResponse, OadrMessage, Payload
+
+        ok = codec.encode(OadrMessage(payload=Payload.RESPONSE, response=EiResponse(), ven_id=VEN))
+        servers = {
+            "openleadr OpenADRServer": start_openleadr(folder, server_core),
+            "tgw VTN": start_ours(folder, server_core),
+            "bare FastAPI (ceiling)": start_bare(folder, server_core, ok),
+        }
+        try:
+            for _, url in servers.values():
+                wait_until_up(f"{url}/OadrPoll", servers["tgw VTN"][0])
+            for name, (_, url) in list(servers.items())[:2]:
+                answer = httpx.post(
+                    f"{url}/EiRegisterParty",
+                    content=registration_bytes(),
+                    headers={"content-type": "application/xml"},  # openleadr answers 500 without it
+                    timeout=10,
+                )
+                if answer.status_code != 200 or b"200" not in answer.content:
+                    raise SystemExit(f"{name} refused the registration: {answer.text[:1500]}")
+            body = poll_bytes()
+            samples: dict[str, list[float]] = {name: [] for name in servers}
+            for _process, url in servers.values():  # warm-up
+                asyncio.run(hammer(url, body, 1.0, args.concurrency))
+            for _ in range(args.rounds):
+                for name, (_, url) in servers.items():
+                    rate, failures = asyncio.run(hammer(url, body, args.seconds, args.concurrency))
+                    if failures:
+                        raise SystemExit(f"{name}: {failures} polls were not answered with HTTP 200")
+                    samples[name].append(rate)
+        finally:
+            for process, _ in servers.values():
+                process.terminate()
+                process.wait(timeout=10)
+    base = statistics.median(samples["openleadr OpenADRServer"])
+    print(
+        f"oadrPoll, {args.concurrency} concurrent clients, {args.rounds} rounds x {args.seconds:g} s, "
+        f"server on core {server_core}, clients on core {client_core}"
+    )
+    for name, rates in samples.items():
+        median = statistics.median(rates)
+        print(
+            f"  {name:<26} {median:>9,.0f} polls/s  ({median / base:.2f}x)  rounds: "
+            + ", ".join(f"{r:,.0f}" for r in rates)
+        )
+    ratio = statistics.median(samples["tgw VTN"]) / base
+    print(f"target >= 3x openleadr: {'PASS' if ratio >= 3 else 'MISS'} ({ratio:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
