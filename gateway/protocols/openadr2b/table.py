@@ -13,9 +13,10 @@ from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from gateway.model import ControlKind, ControlSignal, ControlUnit
 from gateway.model.base import Identifier
@@ -42,7 +43,7 @@ class SignalMapping(_Strict):
 
 
 class VtnSettings(_Strict):
-    vtn_id: str = Field(default="tgw-vtn", min_length=1, max_length=200)
+    vtn_id: str = Field(default="TGW-VTN", min_length=1, max_length=200)
     poll_freq: timedelta = timedelta(seconds=10)
     near_window: timedelta = timedelta(minutes=15)
     completed_grace: timedelta = timedelta(hours=1)
@@ -60,10 +61,17 @@ class LevelMode(StrEnum):
 
 
 class SimpleLevels(_Strict):
+    """What a SIMPLE level from a utility's VTN becomes in the northbound bridge; a level missing from ``adder``
+    or ``curtailment_kw`` adds nothing (level 0, normal operation, by definition)."""
+
     mode: LevelMode = LevelMode.CONTROL
     base_price: Decimal = Decimal(0)
     adder: dict[int, Decimal] = Field(default_factory=dict)
     curtailment_kw: dict[int, Decimal] = Field(default_factory=dict)
+    # price_adder: the rate the utility's price tender offers at each price (the tender is a tariff, not a bid)
+    tender_quantity_kw: Decimal | None = Field(default=None, ge=0)
+    # curtailment: the site's normal import capacity, from which curtailment_kw[level] is taken away
+    site_import_kw: Decimal | None = Field(default=None, ge=0)
 
     @field_validator("adder", "curtailment_kw")
     @classmethod
@@ -72,6 +80,16 @@ class SimpleLevels(_Strict):
             raise ValueError("SIMPLE levels are 0, 1, 2 and 3")
         return table
 
+    @model_validator(mode="after")
+    def _mode_has_what_it_needs(self) -> Self:
+        if self.mode is LevelMode.PRICE_ADDER and self.tender_quantity_kw is None:
+            raise ValueError("mode price_adder needs tender_quantity_kw (the rate the price tender offers)")
+        if self.mode is LevelMode.CURTAILMENT and self.site_import_kw is None:
+            raise ValueError("mode curtailment needs site_import_kw (the import limit a curtailment is taken from)")
+        if any(kw < 0 for kw in self.curtailment_kw.values()):
+            raise ValueError("curtailment_kw values are reductions in kW and cannot be negative")
+        return self
+
 
 class Program(_Strict):
     program_id: Identifier
@@ -79,6 +97,17 @@ class Program(_Strict):
     market_id: Identifier | None = None
     price_tenders_from: list[Identifier] = Field(default_factory=list)
     simple_levels: SimpleLevels = Field(default_factory=SimpleLevels)
+    # northbound bridge, price_adder mode: who sells at the price (the utility's canonical party) and where
+    utility_party_id: Identifier | None = None
+    location_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _price_adder_has_a_market(self) -> Self:
+        if self.simple_levels.mode is LevelMode.PRICE_ADDER:
+            missing = [name for name in ("market_id", "utility_party_id", "location_id") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"simple_levels mode price_adder needs {', '.join(missing)} on the program")
+        return self
 
 
 class MappingTable(_Strict):
