@@ -98,6 +98,20 @@ def serve(
             help="Let OpenADR VENs name themselves without a client certificate (demos on loopback only).",
         ),
     ] = False,
+    openadr_mappings: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TGW_OPENADR_MAPPINGS",
+            help="OpenADR 2.0b mapping file (signals, programs, VTN settings); default: the installed one.",
+        ),
+    ] = None,
+    openadr_peer_ca: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TGW_OPENADR_PEER_CA",
+            help="CA bundle trusted for push VENs' HTTPS endpoints (the VTN presents its --tls-cert to them).",
+        ),
+    ] = None,
     openadr_require_signatures: Annotated[
         bool,
         typer.Option(
@@ -122,6 +136,8 @@ def serve(
         ei_cert_header=ei_cert_header or None,
         openadr_cert_header=openadr_cert_header or None,
         openadr_insecure=openadr_insecure,
+        openadr_mappings=openadr_mappings,
+        openadr_peer_ca=openadr_peer_ca,
         openadr_sign_cert=tls_cert,
         openadr_sign_key=tls_key,
         openadr_require_signatures=openadr_require_signatures,
@@ -137,6 +153,15 @@ def serve(
         try:
             broker = parse_mqtt_url(settings.mqtt_url).redacted_url
         except ValueError as exc:
+            fail(str(exc))
+    if openadr_mappings:
+        from pathlib import Path
+
+        from gateway.protocols.openadr2b.table import TableError, load_table
+
+        try:
+            load_table(Path(openadr_mappings))  # a broken mapping file fails here, with the entry at fault
+        except TableError as exc:
             fail(str(exc))
     try:
         store = Store(settings.database_url)  # open and migrate up front: a bad URL fails here, readably

@@ -24,9 +24,15 @@ class Settings:
     """Header in which a trusted TLS proxy forwards the client certificate's SHA-256 (OpenADR VEN identity)."""
     openadr_insecure: bool = False
     """Let OpenADR VENs name themselves (venID/venName) without a client certificate: demos on loopback only."""
+    openadr_mappings: str | None = None
+    """An OpenADR 2.0b mapping file (signals, VTN settings, programs) instead of the installed one."""
     openadr_sign_cert: str | None = None
     """PEM certificate (and key, below) the VTN signs its OpenADR answers with; by default the TLS certificate."""
     openadr_sign_key: str | None = None
+    openadr_push_seconds: float = 10.0
+    """How often the VTN re-checks push VENs' events even when nothing was stored here (other processes, time)."""
+    openadr_peer_ca: str | None = None
+    """CA bundle trusted for push VENs' HTTPS endpoints; the VTN presents its signing certificate to them."""
     openadr_require_signatures: bool = False
     """Refuse unsigned OpenADR requests from every VEN (a VEN that registered with signatures must sign anyway)."""
     market_tick_seconds: float = 15.0

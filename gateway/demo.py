@@ -30,6 +30,7 @@ from gateway.demo_ei import IDENTITIES as EI_IDENTITIES
 from gateway.demo_ei import report_position, tender_peak
 from gateway.demo_ieee13 import write_ieee13
 from gateway.demo_market import DEPOT, OPERATOR, clear_and_settle, depot_tender, market, subscription
+from gateway.demo_openadr import legacy_ven, write_mapping
 from gateway.model import LocationKind
 
 MARKET = "maple-dam"
@@ -264,7 +265,11 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
     peak = next(h for h in hours if local_hour(h) == 18)
     started = time.perf_counter()
     # No periodic call auction in the demo: it clears tomorrow's peak hour on purpose, below.
-    app = create_app(Settings(database_url=database_url, market_tick_seconds=0))
+    mapping = write_mapping(workdir, MARKET)
+    settings = Settings(
+        database_url=database_url, market_tick_seconds=0, openadr_insecure=True, openadr_mappings=str(mapping)
+    )
+    app = create_app(settings)
     with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
         console.print(f"gateway listening on {base_url}  (OpenAPI docs at {base_url}/docs while it runs)\n")
         story, feeder = ieee13_batch(workdir)
@@ -331,6 +336,7 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
         tender_peak(http, console, the_market, peak)
         clear_and_settle(http, console, MARKET, MARKET_ZONE, peak, [FEEDER, SUBSTATION_TRANSFORMER, SMALL_TRANSFORMER])
         report_position(http, console, the_market, peak)
+        legacy_ven(console, base_url, http)
 
         health = http.get("/health").json()
         stored_locations = http.get("/v1/locations", params={"limit": 1000}).json()

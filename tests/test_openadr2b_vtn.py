@@ -10,6 +10,7 @@ import asyncio
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ from gateway.api.server import serve_in_thread
 from gateway.api.tls import server_tls_options
 from gateway.config import Settings
 from gateway.ingest import Ingestor
-from gateway.model import Envelope, MessageKind, Override, Response
+from gateway.model import Delivery, Envelope, MessageKind, Override, Response
 from gateway.model.overrides import OverrideMode, OverrideStatus, ResponseStatus
 from gateway.protocols.openadr2b import codec
 from gateway.protocols.openadr2b.messages import OadrMessage, Payload, Registration
@@ -177,6 +178,24 @@ def test_a_legacy_ven_registers_receives_an_event_and_opts_out(vtn: str, seeded:
                 vavailability={"components": [{"dtstart": START, "duration": timedelta(hours=1)}]},
             )
             assert opt_id
+            # telemetry: the VEN offers its HVAC's power; the VTN asks for it every 15 minutes; a reading arrives
+            ven.add_report(
+                callback=lambda: 2500.0,
+                resource_id="a-hvac",
+                measurement="power_real",
+                sampling_rate=timedelta(minutes=15),
+                report_specifier_id="hvac-telemetry",
+                r_id="hvac-power",
+            )
+            sender = asyncio.get_running_loop().create_task(ven._report_queue_worker())
+            await ven.register_reports(ven.reports)
+            assert [r["r_ids"] for r in ven.report_requests] == [["hvac-power"]]
+            await ven.update_report(ven.report_requests[0]["report_request_id"])
+            for _ in range(100):  # the worker posts the oadrUpdateReport
+                if ven.pending_reports.empty() and seeded.list(MessageKind.DELIVERY, limit=None):
+                    break
+                await asyncio.sleep(0.05)
+            sender.cancel()
         finally:
             await ven.stop()
 
@@ -192,6 +211,13 @@ def test_a_legacy_ven_registers_receives_an_event_and_opts_out(vtn: str, seeded:
     assert overrides[0].reason.value == "override_status"  # type: ignore[union-attr]
     record = seeded.get_state("openadr2b", "ven-a", "ven")
     assert record is not None and record["registration_id"]
+    point = record["data_points"]["hvac-power"]
+    assert "a-hvac" in (point["resource_id"], point["data_source"]) and point["min_period_s"] == 900
+    (delivery,) = seeded.list(MessageKind.DELIVERY, limit=None)
+    assert isinstance(delivery, Delivery)
+    assert (delivery.party_id, delivery.resource_id, delivery.location_id) == ("ven-a", "a-hvac", "sp-a")
+    assert delivery.quantity == Decimal("2.5") and delivery.interval.duration.value == "PT15M"
+    assert delivery.quality.value == "estimated"  # an instantaneous reading standing for its interval
 
 
 def test_registration_survives_a_restart_and_changes_bump_the_modification_number(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
@@ -29,9 +31,12 @@ from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
 from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
+from gateway.protocols.openadr2b.push import EventPusher
 from gateway.protocols.openadr2b.security import MessageSigner
 from gateway.protocols.openadr2b.service import VtnSettings
 from gateway.protocols.openadr2b.service import router as openadr2b_router
+from gateway.protocols.openadr2b.table import load_table
+from gateway.protocols.openadr2b.vtn import Vtn
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,16 @@ def _signer(settings: Settings) -> MessageSigner | None:
         return MessageSigner(cert.read(), key.read())
 
 
+def _push_tls(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for pushing to VENs: trust the configured CA, present the VTN's certificate (mutual TLS)."""
+    if not settings.openadr_peer_ca:
+        return None
+    context = ssl.create_default_context(cafile=settings.openadr_peer_ca)
+    if settings.openadr_sign_cert and settings.openadr_sign_key:
+        context.load_cert_chain(settings.openadr_sign_cert, settings.openadr_sign_key)
+    return context
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """Build the app. Pass ``store`` to share an already-open store (tests, the demo); else it opens one."""
     settings = settings or Settings()
@@ -76,12 +91,25 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.ingestor = Ingestor(app.state.store, app.state.bus)
         app.state.market_runner = MarketRunner(app.state.store)
         app.state.ei_cert_header = settings.ei_cert_header
+        app.state.oadr_vtn = Vtn(
+            app.state.store,
+            app.state.ingestor,
+            load_table(Path(settings.openadr_mappings)) if settings.openadr_mappings else None,
+        )
         app.state.oadr_settings = VtnSettings(
             cert_header=settings.openadr_cert_header,
             insecure=settings.openadr_insecure,
             signer=_signer(settings),
             require_signatures=settings.openadr_require_signatures,
         )
+        app.state.oadr_pusher = EventPusher(
+            app.state.oadr_vtn,
+            app.state.bus,
+            signer=app.state.oadr_settings.signer,
+            tls=_push_tls(settings),
+            interval=settings.openadr_push_seconds,
+        )
+        app.state.oadr_pusher.start()
         app.state.scheduler = None
         if settings.market_tick_seconds > 0:
             app.state.scheduler = CallAuctionScheduler(
@@ -111,6 +139,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                     await tickers
             if app.state.mqtt is not None:
                 await app.state.mqtt.stop()
+            await app.state.oadr_pusher.stop()
             await app.state.bus.close()
             if own_store:
                 app.state.store.close()

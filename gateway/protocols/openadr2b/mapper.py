@@ -26,12 +26,13 @@ from gateway.model import (
     ControlStatus,
     ControlTargets,
     Delivery,
+    DeliveryQuality,
     Interval,
     Override,
     Response,
     utc_now,
 )
-from gateway.model.intervals import Resolution, TimeSpan
+from gateway.model.intervals import Resolution, TimeSpan, floor_to_boundary
 from gateway.model.overrides import OverrideMode, OverrideReason, OverrideStatus, ResponseStatus, Subject, SubjectKind
 from gateway.protocols.openadr2b.messages import (
     Availability,
@@ -315,11 +316,15 @@ def report_to_deliveries(
             raise MappingError(f"report data point '{row.r_id}' was never registered", ResponseCode.INVALID_ID)
         start = row.start or report.start
         duration = row.duration or report.duration
+        sample = duration is None  # a reading at an instant (openleadr's incremental reports) stands for its interval
+        duration = duration or description.min_period
         if start is None or duration is None:
             raise MappingError(f"report data point '{row.r_id}' has an interval without a start or a duration")
         resolution = _RESOLUTIONS.get(duration)
         if resolution is None:
             raise MappingError(f"report interval {duration} is not a market interval (PT5M, PT15M, PT1H)")
+        if sample:
+            start = floor_to_boundary(start, resolution)
         resource_id = description.resource_id or description.data_source
         location_id = location_of(resource_id)
         if location_id is None:
@@ -336,6 +341,7 @@ def report_to_deliveries(
                     resource_id=resource_id,
                     interval=Interval(start=start, duration=resolution),
                     quantity=_kilowatts(row.value, description.unit, duration, row.r_id),
+                    quality=DeliveryQuality.ESTIMATED if sample else DeliveryQuality.MEASURED,
                     measured_at=report.created,
                 )
             )

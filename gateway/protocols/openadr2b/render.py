@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from gateway.model import Control, ControlKind, ControlSignal, ControlStatus, EnergyUnit, Tender, convert_price
+from gateway.model import (
+    Clearing,
+    Control,
+    ControlKind,
+    ControlSignal,
+    ControlStatus,
+    EnergyUnit,
+    Tender,
+    convert_price,
+)
 from gateway.protocols.openadr2b.mapper import MappingError, oadr_priority
 from gateway.protocols.openadr2b.messages import (
     Event,
@@ -105,6 +114,49 @@ def control_to_event(
         start_after=control.randomize_start or None,
         response_required=ResponseRequired.ALWAYS if control.response_required else ResponseRequired.NEVER,
     )
+
+
+def clearing_to_event(
+    clearing: Clearing,
+    *,
+    location_path: Sequence[str],
+    ven_id: str,
+    now: datetime,
+    table: MappingTable | None = None,
+    market_context: str | None = None,
+) -> Event:
+    """A market interval's cleared price as an ELECTRICITY_PRICE event, at the VEN's own location: the price of
+    the nearest priced location on its path to the root (``location_path``, nearest first), else the uniform
+    price. This is how a legacy VEN sees a transactive (locational) price."""
+    table = table or default_table()
+    mapping = table.inbound("ELECTRICITY_PRICE", "price")
+    if mapping is None:
+        raise MappingError(
+            "mappings/openadr2b.yaml has no ELECTRICITY_PRICE/price signal", ResponseCode.SIGNAL_NOT_SUPPORTED
+        )
+    price = next((clearing.prices[loc] for loc in location_path if loc in clearing.prices), clearing.price)
+    start, end = clearing.interval.start, clearing.interval.end
+    return _event(
+        event_id=clearing_event_id(clearing),
+        modification_number=0,
+        created=clearing.cleared_at,
+        market_context=market_context or table.vtn.market_context,
+        status=event_status(start, end, now, near_window=table.vtn.near_window),
+        start=start,
+        steps=[(end - start, convert_price(price, clearing.price_per, EnergyUnit.KWH))],
+        mapping=mapping,
+        now=now,
+        unit=_unit(mapping, clearing.currency, table),
+        target=Target(ven_ids=[ven_id]),
+        priority=0,
+        start_after=None,
+        response_required=ResponseRequired.NEVER,
+    )
+
+
+def clearing_event_id(clearing: Clearing) -> str:
+    """Event ids travel as OpenADR ids; a clearing's id holds ':' and '+', so the event gets a plain one."""
+    return f"price.{clearing.market_id}.{clearing.interval.start.strftime('%Y%m%dT%H%M%SZ')}"
 
 
 def tender_to_event(

@@ -96,6 +96,7 @@ class Program(_Strict):
     market_context: str = Field(min_length=1)
     market_id: Identifier | None = None
     price_tenders_from: list[Identifier] = Field(default_factory=list)
+    clearing_prices: bool = False
     simple_levels: SimpleLevels = Field(default_factory=SimpleLevels)
     # northbound bridge, price_adder mode: who sells at the price (the utility's canonical party) and where
     utility_party_id: Identifier | None = None

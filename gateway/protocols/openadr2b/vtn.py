@@ -15,26 +15,21 @@ import asyncio
 import itertools
 import time
 import uuid
-from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from gateway.ingest import Ingestor, Rejected
 from gateway.model import (
     Control,
-    ControlStatus,
     Envelope,
     MessageKind,
     Override,
     OverrideStatus,
-    Resource,
     Source,
-    Tender,
-    TenderStatus,
     content_version,
     utc_now,
 )
-from gateway.model.market import Side
-from gateway.protocols.openadr2b import mapper, render
+from gateway.protocols.openadr2b import mapper
 from gateway.protocols.openadr2b.messages import (
     EiResponse,
     Event,
@@ -48,6 +43,7 @@ from gateway.protocols.openadr2b.messages import (
 )
 from gateway.protocols.openadr2b.table import MappingTable, default_table
 from gateway.protocols.openadr2b.vens import PROTOCOL, VenDirectory, VenRecord
+from gateway.protocols.openadr2b.vtn_events import EventBook
 from gateway.store import Store
 
 TELEMETRY_USAGE = "TELEMETRY_USAGE"
@@ -69,6 +65,7 @@ class Vtn:
         self.ingestor = ingestor
         self.table = table or default_table()
         self.directory = VenDirectory(store)
+        self.book = EventBook(store, self.table, self.directory)
         self._sent: dict[str, tuple[tuple[str, int, bool], ...]] = {}
         self._events_cache: dict[str, tuple[tuple[int, datetime], list[Event]]] = {}
         self._seq = -1
@@ -207,73 +204,8 @@ class Vtn:
 
     # --- events ------------------------------------------------------------------------------------------------
 
-    def events_for(self, record: VenRecord, now: datetime) -> list[Event]:
-        """Every event this VEN must know about now: controls aimed at it (by party, its resources, their locations,
-        or broadcast) and price tenders of the programs' price sources at or above its resources' locations."""
-        resources = self.directory.resources_of(record.party_id)
-        resource_ids = {r.id for r in resources}
-        locations = self._locations_with_ancestors(resources)
-        grace = self.table.vtn.completed_grace
-        events: list[Event] = []
-        for control in self.store.list(MessageKind.CONTROL, limit=None):
-            assert isinstance(control, Control)
-            if control.periods[-1].span.end + grace < now or not _aimed_at(control, record, resource_ids, locations):
-                continue
-            if control.status is ControlStatus.CANCELLED and control.periods[-1].span.end < now:
-                continue
-            try:
-                events.append(
-                    render.control_to_event(
-                        control,
-                        ven_id=record.ven_id,
-                        now=now,
-                        table=self.table,
-                        resource_ids=[r for r in control.targets.resource_ids if r in resource_ids],
-                    )
-                )
-            except mapper.MappingError:
-                continue  # a control this VEN's protocol cannot carry (a curve, a gap in a price): 2030.5 only
-        for program in self.table.programs:
-            if program.market_id is None or not program.price_tenders_from:
-                continue
-            versions = self.store.versions(MessageKind.TENDER, filters={"market_id": program.market_id})
-            for tender in self.store.list(MessageKind.TENDER, filters={"market_id": program.market_id}, limit=None):
-                assert isinstance(tender, Tender)
-                if (
-                    tender.party_id not in program.price_tenders_from
-                    or tender.side is not Side.SELL
-                    or tender.location_id not in locations
-                    or tender.status is not TenderStatus.OPEN
-                    or tender.intervals[-1].end + grace < now
-                ):
-                    continue
-                try:
-                    events.append(
-                        render.tender_to_event(
-                            tender,
-                            ven_id=record.ven_id,
-                            now=now,
-                            modification_number=versions.get(tender.id, 0),
-                            table=self.table,
-                            market_context=program.market_context,
-                        )
-                    )
-                except mapper.MappingError:
-                    continue
-        return events
-
-    def _locations_with_ancestors(self, resources: list[Resource]) -> set[str]:
-        found: set[str] = set()
-        for resource in resources:
-            location_id: str | None = resource.location_id
-            while location_id is not None and location_id not in found:
-                found.add(location_id)
-                location = self.store.get(MessageKind.LOCATION, location_id)
-                location_id = getattr(location, "parent_id", None)
-        return found
-
     def _distribute(self, request_id: str | None, record: VenRecord, now: datetime) -> OadrMessage:
-        events = self.events_for(record, now)
+        events = self.book.events_for(record, now)
         self._sent[record.ven_id] = _versions(events)
         return OadrMessage(
             payload=Payload.DISTRIBUTE_EVENT,
@@ -282,6 +214,23 @@ class Vtn:
             vtn_id=self.vtn_id,
             events=events,
         )
+
+    def changed_distribution(self, record: VenRecord) -> OadrMessage | None:
+        """For a push VEN: the oadrDistributeEvent it must be sent now, or None when it has the current events.
+        Not marked as sent: call :meth:`mark_sent` once the VEN took it."""
+        events = self.book.events_for(record, utc_now())
+        if _versions(events) == self._sent.get(record.ven_id):
+            return None
+        return OadrMessage(
+            payload=Payload.DISTRIBUTE_EVENT,
+            response=EiResponse(),
+            request_id=str(uuid.uuid4()),
+            vtn_id=self.vtn_id,
+            events=events,
+        )
+
+    def mark_sent(self, ven_id: str, message: OadrMessage) -> None:
+        self._sent[ven_id] = _versions(message.events)
 
     async def _created_event(self, message: OadrMessage, record: VenRecord) -> OadrMessage:
         at = utc_now()
@@ -428,7 +377,7 @@ class Vtn:
         now = utc_now()
         events = self._current_events(record, now)
         if _versions(events) != self._sent.get(record.ven_id):
-            events = self.events_for(record, now)
+            events = self.book.events_for(record, now)
             self._sent[record.ven_id] = _versions(events)
             return OadrMessage(
                 payload=Payload.DISTRIBUTE_EVENT,
@@ -477,7 +426,7 @@ class Vtn:
         cached = self._events_cache.get(record.ven_id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        events = self.events_for(record, now)
+        events = self.book.events_for(record, now)
         self._events_cache[record.ven_id] = (key, events)
         return events
 
@@ -505,17 +454,6 @@ class Vtn:
             raise OadrRefusal(ResponseCode.INVALID_DATA, reason) from exc
 
 
-def _aimed_at(control: Control, record: VenRecord, resource_ids: set[str], locations: set[str]) -> bool:
-    targets = control.targets
-    return (
-        targets.broadcast
-        or record.party_id in targets.party_ids
-        or record.ven_id in targets.party_ids
-        or bool(resource_ids.intersection(targets.resource_ids))
-        or bool(locations.intersection(targets.location_ids))
-    )
-
-
 def _versions(events: list[Event]) -> tuple[tuple[str, int, bool], ...]:
     """What identifies the events a VEN was sent: a new, changed, cancelled or dropped event differs."""
     return tuple(
@@ -530,20 +468,29 @@ def _ok(payload: Payload, message: OadrMessage, ven_id: str) -> OadrMessage:
 
 
 def _point(description: ReportDescription) -> dict[str, object]:
-    raw = asdict(description)
-    raw["unit"] = asdict(description.unit) if description.unit else None
-    return {k: (str(v) if not isinstance(v, str | bool | dict | type(None)) else v) for k, v in raw.items()}
+    """A registered data point as plain JSON: what interpreting its later readings needs."""
+    unit = description.unit
+    return {
+        "report_type": description.report_type,
+        "reading_type": description.reading_type,
+        "resource_id": description.resource_id,
+        "data_source": description.data_source,
+        "unit": None
+        if unit is None
+        else {"kind": unit.kind, "description": unit.description, "units": unit.units, "si_scale": unit.si_scale},
+        "min_period_s": description.min_period.total_seconds() if description.min_period else None,
+    }
 
 
-def _description(r_id: str, raw: dict[str, object]) -> ReportDescription:
+def _description(r_id: str, raw: dict[str, Any]) -> ReportDescription:
     unit = raw.get("unit")
+    seconds = raw.get("min_period_s")
     return ReportDescription(
         r_id=r_id,
         report_type=str(raw.get("report_type", "")),
         reading_type=str(raw.get("reading_type", "")),
-        resource_id=raw.get("resource_id"),  # type: ignore[arg-type]
-        data_source=raw.get("data_source"),  # type: ignore[arg-type]
-        unit=ItemUnit(**{k: v for k, v in unit.items() if k in ("kind", "description", "units", "si_scale")})  # type: ignore[union-attr]
-        if isinstance(unit, dict)
-        else None,
+        resource_id=raw.get("resource_id"),
+        data_source=raw.get("data_source"),
+        unit=ItemUnit(**unit) if isinstance(unit, dict) else None,
+        min_period=timedelta(seconds=seconds) if seconds is not None else None,
     )
