@@ -2,9 +2,11 @@
 OpenADRServer, side by side in one run, same request bytes, same machine.
 
 Each server runs in its own process pinned to one core; the load generator (aiohttp, CONCURRENCY clients in one
-event loop) runs on the other core. Plain HTTP on both, no signatures: the figure is the VTN's own cost per poll
-(decode and schema check, identify the VEN, look for news, answer). Rounds alternate between the two servers and
-the medians are compared. Target (issue 3): ours >= 3x openleadr.
+event loop) runs on the other core. Two ceilings run beside them: a bare FastAPI endpoint returning the same
+answer bytes, and a raw ASGI app on uvicorn (what uvicorn plus this one-core load generator can reach at all).
+Plain HTTP, no signatures: the figure is the VTN's own cost per poll (decode and schema check, identify the
+VEN, look for news, answer). Rounds alternate between the servers and the medians are compared. Target
+(issue 3): ours >= 3x openleadr.
 
     python benchmarks/bench_openadr2b_poll.py [--seconds 4] [--rounds 3] [--concurrency 32]
 """
@@ -64,6 +66,27 @@ BARE_FASTAPI = textwrap.dedent(
     async def answer(request: Request, service: str) -> Response:
         await request.body()
         return Response(BODY, media_type="application/xml")
+
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    """
+)
+
+
+RAW_ASGI = textwrap.dedent(
+    """
+    import sys
+    import uvicorn
+
+    BODY = open(sys.argv[2], "rb").read()
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/xml")]})
+        await send({"type": "http.response.body", "body": BODY})
 
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     """
@@ -155,10 +178,11 @@ def start_ours(folder: Path, core: int) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"http://127.0.0.1:{port}{PATH}"
 
 
-def start_bare(folder: Path, core: int, answer: bytes) -> tuple[subprocess.Popen[bytes], str]:
-    """The ceiling for any FastAPI service: an endpoint that reads the body and returns fixed bytes."""
-    script = folder / "bare.py"
-    script.write_text(BARE_FASTAPI)
+def start_bare(folder: Path, core: int, answer: bytes, code: str = BARE_FASTAPI) -> tuple[subprocess.Popen[bytes], str]:
+    """A ceiling: an endpoint that reads the body and returns fixed bytes (FastAPI, or uvicorn with a raw ASGI
+    app: what uvicorn and this load generator can do at all on these cores)."""
+    script = folder / f"bare_{abs(hash(code))}.py"
+    script.write_text(code)
     (folder / "answer.xml").write_bytes(answer)
     port = free_port()
     process = subprocess.Popen(
@@ -225,6 +249,7 @@ def main() -> None:
             "openleadr OpenADRServer": start_openleadr(folder, server_core),
             "tgw VTN": start_ours(folder, server_core),
             "bare FastAPI (ceiling)": start_bare(folder, server_core, ok),
+            "raw ASGI on uvicorn (ceiling)": start_bare(folder, server_core, ok, RAW_ASGI),
         }
         try:
             for _, url in servers.values():

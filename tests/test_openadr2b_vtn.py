@@ -285,6 +285,8 @@ def test_refusals_have_2_0b_codes_and_change_nothing(vtn: str, seeded: Store, pk
             453,
             454,
         )
+        assert bob.post(f"{VTN_PATH}/EiNothing", content=b"<x/>").status_code == 404
+        assert f"{VTN_PATH}/{{service}}" in bob.get("/openapi.json").json()["paths"]  # documented all the same
     assert seeded.get_state("openadr2b", "ven-b", "ven") is None
     reasons = [r.reason for r in seeded.rejections(protocol="openadr2b")]
     assert len(reasons) >= 5

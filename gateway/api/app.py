@@ -34,6 +34,7 @@ from gateway.protocols.ei.service import router as ei_router
 from gateway.protocols.openadr2b.push import EventPusher
 from gateway.protocols.openadr2b.security import MessageSigner
 from gateway.protocols.openadr2b.service import VtnSettings
+from gateway.protocols.openadr2b.service import fast_route as openadr2b_fast_route
 from gateway.protocols.openadr2b.service import router as openadr2b_router
 from gateway.protocols.openadr2b.table import load_table
 from gateway.protocols.openadr2b.vtn import Vtn
@@ -192,13 +193,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         found = await asyncio.to_thread(request.app.state.store.rejections, limit=limit, protocol=protocol)
         return [RejectionOut.model_validate(r) for r in found]
 
+    app.router.routes.append(openadr2b_fast_route)  # first: legacy VENs poll often (see the route's docstring)
+    app.include_router(openadr2b_router)
     app.include_router(metrics_router)
     app.include_router(messages_router)
     app.include_router(cancel_router())
     app.include_router(markets_router)
     app.include_router(ei_router)
     app.include_router(ei_oauth_router)
-    app.include_router(openadr2b_router)
     for kind in PATHS:
         app.include_router(entity_router(kind))
     return app
