@@ -36,6 +36,9 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/bench_network_clearing.py
 	$(BIN)/python benchmarks/bench_market_run.py
 	$(BIN)/python benchmarks/bench_ei.py
+	$(BIN)/python benchmarks/bench_openadr2b.py
+	$(BIN)/python benchmarks/bench_openadr2b_sign.py
+	$(BIN)/python benchmarks/bench_openadr2b_poll.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
