@@ -31,7 +31,7 @@ from gateway.protocols.openadr2b.codec_read import read_envelope, read_payload
 from gateway.protocols.openadr2b.codec_schema import MAX_MESSAGE_BYTES, parse, schema
 from gateway.protocols.openadr2b.codec_values import OadrEncodeError
 from gateway.protocols.openadr2b.codec_write import SIGNED_OBJECT_ID, build
-from gateway.protocols.openadr2b.messages import OadrDecodeError, OadrMessage
+from gateway.protocols.openadr2b.messages import OadrDecodeError, OadrMessage, Payload, ResponseCode
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -84,7 +84,26 @@ def decode_tree(data: bytes) -> Decoded:
         raise
     except _READ_ERRORS as exc:
         raise OadrDecodeError(f"{etree.QName(payload).localname}: {exc}") from None
+    _check_profile(message)
     return Decoded(message, root, payload, signed_object, signature)
+
+
+def _check_profile(message: OadrMessage) -> None:
+    """Rules of the 2.0b profile the schema leaves optional: a successful answer must say what it answers.
+
+    An oadrCreatedEvent whose eiResponse is 200 carries the VEN's eventResponses (a VEN reporting a problem with
+    the whole oadrDistributeEvent answers with an error code and may carry none); an oadrCanceledPartyRegistration
+    that succeeded names the registration it cancelled. avob's negative samples are exactly these two cases.
+    """
+    ok = message.response is not None and message.response.code == ResponseCode.OK
+    if message.payload is Payload.CREATED_EVENT and ok and not message.event_responses:
+        raise OadrDecodeError(
+            "oadrCreatedEvent: a 200 answer must carry an eventResponse for each event it answers (2.0b profile)"
+        )
+    if message.payload is Payload.CANCELED_PARTY_REGISTRATION and ok and not message.registration_id:
+        raise OadrDecodeError(
+            "oadrCanceledPartyRegistration: a 200 answer names the registrationID it cancelled (2.0b profile)"
+        )
 
 
 def encode_tree(message: OadrMessage) -> _Element:
