@@ -178,6 +178,7 @@ def test_a_legacy_ven_registers_receives_an_event_and_opts_out(vtn: str, seeded:
                 vavailability={"components": [{"dtstart": START, "duration": timedelta(hours=1)}]},
             )
             assert opt_id
+            assert await ven.cancel_opt(opt_id)  # EiOpt cancel: the override is withdrawn, not deleted
             # telemetry: the VEN offers its HVAC's power; the VTN asks for it every 15 minutes; a reading arrives
             ven.add_report(
                 callback=lambda: 2500.0,
@@ -196,6 +197,21 @@ def test_a_legacy_ven_registers_receives_an_event_and_opts_out(vtn: str, seeded:
                     break
                 await asyncio.sleep(0.05)
             sender.cancel()
+            # the operator asks for a re-registration, then ends the registration: the VEN learns both by polling
+            with https(vtn, pki) as api:
+                assert api.post("/v1/openadr2b/vens/ven-a/reregister").status_code == 202
+                first_registration = ven.registration_id
+                ven.loop = asyncio.get_running_loop()  # openleadr sets this in run(), which this test drives by hand
+                await ven._poll()
+                assert ven.registration_id == first_registration  # re-registered under the same registration
+                assert api.post("/v1/openadr2b/vens/ven-a/cancel").status_code == 202
+                await ven._poll()
+                assert ven.registration_id is None
+                (listed,) = [v for v in api.get("/v1/openadr2b/vens").json() if v["ven_id"] == "ven-a"]
+                assert listed["registered"] is False and listed["data_points"] == ["hvac-power"]
+                assert api.post("/v1/openadr2b/vens/ven-a/cancel").status_code == 404
+            kind, answer = await ven.poll()
+            assert answer["response"]["response_code"] == 463  # no longer registered: it cannot poll
         finally:
             await ven.stop()
 
@@ -209,8 +225,9 @@ def test_a_legacy_ven_registers_receives_an_event_and_opts_out(vtn: str, seeded:
     overrides = [o for o in seeded.list(MessageKind.OVERRIDE, limit=None) if o.id.startswith("oadr-opt.")]
     assert len(overrides) == 1 and overrides[0].resource_id == "a-ev"  # type: ignore[union-attr]
     assert overrides[0].reason.value == "override_status"  # type: ignore[union-attr]
+    assert overrides[0].status is OverrideStatus.WITHDRAWN  # type: ignore[union-attr]
     record = seeded.get_state("openadr2b", "ven-a", "ven")
-    assert record is not None and record["registration_id"]
+    assert record is not None and record["registration_id"] is None  # cancelled at the end
     point = record["data_points"]["hvac-power"]
     assert "a-hvac" in (point["resource_id"], point["data_source"]) and point["min_period_s"] == 900
     (delivery,) = seeded.list(MessageKind.DELIVERY, limit=None)

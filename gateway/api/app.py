@@ -31,6 +31,7 @@ from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
 from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
+from gateway.protocols.openadr2b.admin import router as openadr2b_admin_router
 from gateway.protocols.openadr2b.push import EventPusher
 from gateway.protocols.openadr2b.security import MessageSigner
 from gateway.protocols.openadr2b.service import VtnSettings
@@ -195,6 +196,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     app.router.routes.append(openadr2b_fast_route)  # first: legacy VENs poll often (see the route's docstring)
     app.include_router(openadr2b_router)
+    app.include_router(openadr2b_admin_router)
     app.include_router(metrics_router)
     app.include_router(messages_router)
     app.include_router(cancel_router())

@@ -209,7 +209,7 @@ async def _serve(request: Request, service: Service) -> Response:
         return _refusal(request, exc.code, exc.reason, None, None)
     message = decoded.message
     try:
-        if message.service is not service:
+        if message.service is not service and message.payload is not Payload.RESPONSE:  # an oadrResponse goes anywhere
             raise OadrRefusal(
                 ResponseCode.NOT_RECOGNIZED,
                 f"{message.payload.value} belongs to {message.service.value}, not to {service.value}",

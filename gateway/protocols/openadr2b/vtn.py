@@ -116,15 +116,12 @@ class Vtn:
                 return await asyncio.to_thread(self._register_report, message, record)
             case Payload.UPDATE_REPORT:
                 return await self._update_report(message, record)
-            case (
-                Payload.CREATED_REPORT
-                | Payload.CANCELED_REPORT
-                | Payload.RESPONSE
-                | Payload.CANCELED_PARTY_REGISTRATION
-            ):
+            case Payload.CREATED_REPORT | Payload.CANCELED_REPORT | Payload.RESPONSE:
                 return _ok(Payload.RESPONSE, message, ven_id)
             case Payload.CANCEL_REPORT:
                 return await asyncio.to_thread(self._cancel_report, message, record)
+            case Payload.CANCELED_PARTY_REGISTRATION:
+                return await asyncio.to_thread(self._registration_cancelled, message, record)
         raise OadrRefusal(ResponseCode.NOT_RECOGNIZED, f"a VTN does not accept {message.payload.value} from a VEN")
 
     def requires_signature_cached(self, party_id: str) -> bool | None:
@@ -433,6 +430,43 @@ class Vtn:
     def queue(self, ven_id: str, message: OadrMessage) -> None:
         """Have the VEN's next poll carry ``message`` (oadrCreateReport, oadrRequestReregistration...)."""
         self._pending_requests.setdefault(ven_id, []).append(message)
+
+    def request_reregistration(self, ven_id: str) -> None:
+        """The operator asks a VEN to register again (after a VTN change of settings): its next poll says so."""
+        self._registered_record(ven_id)
+        self.queue(ven_id, OadrMessage(payload=Payload.REQUEST_REREGISTRATION, ven_id=ven_id))
+
+    def cancel_registration(self, ven_id: str) -> None:
+        """The operator ends a VEN's registration: its next poll carries oadrCancelPartyRegistration, and the
+        registration ends when the VEN confirms (oadrCanceledPartyRegistration), so the VEN can still be told."""
+        record = self._registered_record(ven_id)
+        self.queue(
+            ven_id,
+            OadrMessage(
+                payload=Payload.CANCEL_PARTY_REGISTRATION,
+                request_id=str(uuid.uuid4()),
+                registration_id=record.registration_id,
+                ven_id=ven_id,
+            ),
+        )
+
+    def _registered_record(self, ven_id: str) -> VenRecord:
+        record = self.directory.record(ven_id)
+        if record is None or not record.registered:
+            raise OadrRefusal(ResponseCode.NOT_REGISTERED_OR_AUTHORIZED, f"VEN '{ven_id}' is not registered")
+        return record
+
+    def _registration_cancelled(self, message: OadrMessage, record: VenRecord) -> OadrMessage:
+        """The VEN confirms a cancellation the VTN asked for: the registration ends here."""
+        if message.response is not None and message.response.code != ResponseCode.OK:
+            return _ok(Payload.RESPONSE, message, record.ven_id)  # the VEN refused; it stays registered
+        if message.registration_id and message.registration_id != record.registration_id:
+            raise OadrRefusal(ResponseCode.INVALID_ID, f"registrationID '{message.registration_id}' is not yours")
+        record.registration_id = None
+        record.report_requests = {}
+        self.directory.save(record)
+        self._sent.pop(record.ven_id, None)
+        return _ok(Payload.RESPONSE, message, record.ven_id)
 
     # --- storing -----------------------------------------------------------------------------------------------
 
