@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -207,6 +208,30 @@ def start_openleadr(folder: Path, core: int) -> tuple[subprocess.Popen[bytes], s
     return process, f"http://127.0.0.1:{port}{PATH}"
 
 
+def hammer_wrk(url: str, body: bytes, seconds: float, concurrency: int, folder: Path, core: int) -> tuple[float, int]:
+    """The same load from wrk (C, one thread on the client core): a load generator that is not itself the limit."""
+    script = folder / "post.lua"
+    (folder / "body.xml").write_bytes(body)
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/xml"\n'
+        f'local f = io.open("{folder / "body.xml"}", "rb"); wrk.body = f:read("*a"); f:close()\n'
+        "function done(summary, latency, requests)\n"
+        '  io.write(string.format("non2xx %d\\n", summary.errors.status))\n'
+        "end\n"
+    )
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", str(script), f"{url}/OadrPoll"],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {core}),
+        check=True,
+    )
+    rate = float(next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("Requests/sec:")))
+    failures = int(next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("non2xx")))
+    return rate, failures
+
+
 async def hammer(url: str, body: bytes, seconds: float, concurrency: int) -> tuple[float, int]:
     """Requests per second over ``seconds`` with ``concurrency`` clients in flight; also counts non-200s."""
     done = 0
@@ -235,6 +260,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--load",
+        choices=["aiohttp", "wrk"],
+        default="wrk" if shutil.which("wrk") else "aiohttp",
+        help="load generator (wrk when installed: apt install wrk)",
+    )
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     server_core, client_core = cores[-1], cores[0]
@@ -265,11 +296,17 @@ def main() -> None:
                     raise SystemExit(f"{name} refused the registration: {answer.text[:1500]}")
             body = poll_bytes()
             samples: dict[str, list[float]] = {name: [] for name in servers}
+
+            def load(url: str, seconds: float) -> tuple[float, int]:
+                if args.load == "wrk":
+                    return hammer_wrk(url, body, seconds, args.concurrency, folder, client_core)
+                return asyncio.run(hammer(url, body, seconds, args.concurrency))
+
             for _process, url in servers.values():  # warm-up
-                asyncio.run(hammer(url, body, 1.0, args.concurrency))
+                load(url, 1.0)
             for _ in range(args.rounds):
                 for name, (_, url) in servers.items():
-                    rate, failures = asyncio.run(hammer(url, body, args.seconds, args.concurrency))
+                    rate, failures = load(url, args.seconds)
                     if failures:
                         raise SystemExit(f"{name}: {failures} polls were not answered with HTTP 200")
                     samples[name].append(rate)
@@ -279,7 +316,7 @@ def main() -> None:
                 process.wait(timeout=10)
     base = statistics.median(samples["openleadr OpenADRServer"])
     print(
-        f"oadrPoll, {args.concurrency} concurrent clients, {args.rounds} rounds x {args.seconds:g} s, "
+        f"oadrPoll, {args.concurrency} concurrent clients ({args.load}), {args.rounds} rounds x {args.seconds:g} s, "
         f"server on core {server_core}, clients on core {client_core}"
     )
     for name, rates in samples.items():

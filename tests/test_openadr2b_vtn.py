@@ -264,7 +264,17 @@ def test_registration_survives_a_restart_and_changes_bump_the_modification_numbe
         assert first.payload is Payload.DISTRIBUTE_EVENT  # the restarted VTN re-sends what the VEN must know
         assert [(e.event_id, e.modification_number) for e in first.events] == [("peak-1", 0)]
         assert first.events[0].target.ven_ids == ["ven-a"]
-        assert post(api, "OadrPoll", OadrMessage(payload=Payload.POLL, ven_id="ven-a")).payload is Payload.RESPONSE
+        poll = OadrMessage(payload=Payload.POLL, ven_id="ven-a")
+        assert post(api, "OadrPoll", poll).payload is Payload.RESPONSE
+        assert post(api, "OadrPoll", poll).payload is Payload.RESPONSE  # answered from memory now
+        reregister = OadrMessage(
+            payload=Payload.CREATE_PARTY_REGISTRATION,
+            request_id="r2",
+            registration=Registration(ven_name="ven-a", registration_id=registration_id),
+        )
+        assert code(post(api, "EiRegisterParty", reregister)) == 200
+        assert post(api, "OadrPoll", poll).payload is Payload.DISTRIBUTE_EVENT  # a re-registered VEN gets all again
+        assert post(api, "OadrPoll", poll).payload is Payload.RESPONSE
         assert api.post("/v1/controls/peak-1/cancel").status_code in (200, 201)
         changed = post(api, "OadrPoll", OadrMessage(payload=Payload.POLL, ven_id="ven-a"))
         assert changed.payload is Payload.DISTRIBUTE_EVENT

@@ -67,7 +67,8 @@ class Vtn:
         self.directory = VenDirectory(store)
         self.book = EventBook(store, self.table, self.directory)
         self._sent: dict[str, tuple[tuple[str, int, bool], ...]] = {}
-        self._events_cache: dict[str, tuple[tuple[int, datetime], list[Event]]] = {}
+        self._events_cache: dict[str, tuple[tuple[int, float], list[Event]]] = {}
+        self._quiet: dict[str, list[Event]] = {}
         self._seq = -1
         self._seq_read_at = 0.0
         self._published_seen = -1
@@ -161,7 +162,7 @@ class Vtn:
         record.xml_signature = request.xml_signature
         record.report_only = request.report_only
         self.directory.save(record)
-        self._sent.pop(ven_id, None)
+        self._forget_sent(ven_id)
         return self._registration_answer(message, record)
 
     def _registration_answer(
@@ -191,7 +192,7 @@ class Vtn:
         record.registration_id = None
         record.report_requests = {}
         self.directory.save(record)
-        self._sent.pop(record.ven_id, None)
+        self._forget_sent(record.ven_id)
         return OadrMessage(
             payload=Payload.CANCELED_PARTY_REGISTRATION,
             response=EiResponse(request_id=message.request_id),
@@ -203,7 +204,7 @@ class Vtn:
 
     def _distribute(self, request_id: str | None, record: VenRecord, now: datetime) -> OadrMessage:
         events = self.book.events_for(record, now)
-        self._sent[record.ven_id] = _versions(events)
+        self._set_sent(record.ven_id, events)
         return OadrMessage(
             payload=Payload.DISTRIBUTE_EVENT,
             response=EiResponse(request_id=request_id),
@@ -227,7 +228,7 @@ class Vtn:
         )
 
     def mark_sent(self, ven_id: str, message: OadrMessage) -> None:
-        self._sent[ven_id] = _versions(message.events)
+        self._set_sent(ven_id, message.events)
 
     async def _created_event(self, message: OadrMessage, record: VenRecord) -> OadrMessage:
         at = utc_now()
@@ -375,7 +376,7 @@ class Vtn:
         events = self._current_events(record, now)
         if _versions(events) != self._sent.get(record.ven_id):
             events = self.book.events_for(record, now)
-            self._sent[record.ven_id] = _versions(events)
+            self._set_sent(record.ven_id, events)
             return OadrMessage(
                 payload=Payload.DISTRIBUTE_EVENT,
                 response=EiResponse(request_id=None),
@@ -383,6 +384,7 @@ class Vtn:
                 vtn_id=self.vtn_id,
                 events=events,
             )
+        self._quiet[record.ven_id] = events  # what the VEN has, as of this cache entry: the next poll may skip all
         queued = self._pending_requests.get(record.ven_id)
         if queued:
             return queued.pop(0)
@@ -408,24 +410,29 @@ class Vtn:
         published = self.ingestor.bus.published if self.ingestor.bus is not None else 0
         if published != self._published_seen or time.monotonic() - self._seq_read_at > _SEQ_TTL:
             return False
-        (seq, minute), events = cached
-        now = utc_now()
-        return (
-            seq == self._seq
-            and minute == now.replace(second=0, microsecond=0)
-            and _versions(events) == self._sent.get(record.ven_id)
-        )
+        (seq, minute_ends), events = cached
+        return seq == self._seq and time.time() < minute_ends and self._quiet.get(record.ven_id) is events
 
     def _current_events(self, record: VenRecord, now: datetime) -> list[Event]:
         """The VEN's events as of the last change to the store within this minute: a poll that finds nothing new
         costs one sequence lookup, not a rendering of every control (statuses are rendered fresh when sent)."""
-        key = (self._data_version(), now.replace(second=0, microsecond=0))
+        minute = now.replace(second=0, microsecond=0)
+        key = (self._data_version(), (minute + timedelta(minutes=1)).timestamp())
         cached = self._events_cache.get(record.ven_id)
         if cached is not None and cached[0] == key:
             return cached[1]
         events = self.book.events_for(record, now)
         self._events_cache[record.ven_id] = (key, events)
         return events
+
+    def _set_sent(self, ven_id: str, events: list[Event]) -> None:
+        """Remember what the VEN was sent; the fast "nothing new" answer waits until a poll confirms it again."""
+        self._sent[ven_id] = _versions(events)
+        self._quiet.pop(ven_id, None)
+
+    def _forget_sent(self, ven_id: str) -> None:
+        self._sent.pop(ven_id, None)
+        self._quiet.pop(ven_id, None)
 
     def queue(self, ven_id: str, message: OadrMessage) -> None:
         """Have the VEN's next poll carry ``message`` (oadrCreateReport, oadrRequestReregistration...)."""
@@ -465,7 +472,7 @@ class Vtn:
         record.registration_id = None
         record.report_requests = {}
         self.directory.save(record)
-        self._sent.pop(record.ven_id, None)
+        self._forget_sent(record.ven_id)
         return _ok(Payload.RESPONSE, message, record.ven_id)
 
     # --- storing -----------------------------------------------------------------------------------------------
