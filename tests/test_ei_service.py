@@ -3,16 +3,21 @@ position, delivery, ticker), party identity, and EI response codes for everythin
 
 from __future__ import annotations
 
+import hashlib
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from certs import TestCa
 
 from gateway.api import create_app
 from gateway.api.server import serve_in_thread
+from gateway.api.tls import server_tls_options
 from gateway.config import Settings
 from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
@@ -27,6 +32,7 @@ NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 NEXT = NOW + timedelta(hours=2)  # an interval whose gate is open
 PAST = datetime(2024, 1, 7, 10, tzinfo=UTC)  # an interval whose gate closed long ago
 TOKENS = {"a": "token-of-a", "b": "token-of-b", "c": "token-of-c"}
+JSON = "application/json"
 CODECS = {"json": (json_codec, "application/json"), "xml": (xml_codec, "application/xml")}
 
 
@@ -328,3 +334,35 @@ def test_oauth2_refusals_follow_the_rfc(http: httpx.Client, form: dict[str, str]
         headers={"content-type": "application/json", "authorization": "Bearer not-a-token"},
     )
     assert answer.status_code == 403
+
+
+def test_a_party_is_known_by_its_client_certificate_under_mutual_tls(store: Store, tmp_path: Path) -> None:
+    """Mutual TLS at the gateway itself: the connection's certificate is the party's identity (tls-sha256)."""
+    ca = TestCa(tmp_path)
+    server, solar, stranger = ca.issue("gateway", server=True), ca.issue("solar"), ca.issue("stranger")
+    Ingestor(store).ingest_sync(
+        [
+            env("party", id="op", name="Exchange", roles=["dmo"]),
+            env("party", id="solar", name="Solar", roles=["producer"],
+                identities={"tls-sha256": hashlib.sha256(solar.der).hexdigest()}),
+            env("location", id="sp1", name="sp1", kind="service_point"),
+            env("market", id="m1", operator_id="op"),
+        ],
+        protocol="test",
+        peer="seed",
+    )  # fmt: skip
+    app = create_app(Settings(market_tick_seconds=0), store=store)
+    options = server_tls_options(str(server.cert), str(server.key), str(ca.ca_file), require_client=True)
+    offer = tender("solar-1", "solar")
+    message = EiMessage(Payload.CREATE_TENDER, party_id="solar", counterparty_id="op", tenders=[offer])
+    with serve_in_thread(app, **options) as base:
+        for issued, expected in ((solar, ResponseCode.OK), (stranger, ResponseCode.NOT_AUTHORIZED)):
+            context = ssl.create_default_context(cafile=str(ca.ca_file))
+            context.load_cert_chain(str(issued.cert), str(issued.key))
+            with httpx.Client(base_url=base, verify=context, timeout=30) as client:
+                answer = client.post(
+                    "/ei/v1/eiCreateTender", content=json_codec.encode(message), headers={"content-type": JSON}
+                )
+                assert code(json_codec.decode(answer.content)) == expected
+    stored = store.get(MessageKind.TENDER, "solar-1")
+    assert isinstance(stored, Tender) and stored.party_id == "solar"

@@ -2,10 +2,11 @@
 forwarded by a trusted TLS proxy.
 
 Tokens are never stored: a party's ``identities["ei-token-sha256"]`` holds the SHA-256 of its token (hex), so a
-leaked database does not leak credentials. Certificates: uvicorn does not hand the peer certificate to the app, so
-mutual TLS terminates at a proxy that verifies the client and forwards the SHA-256 fingerprint of its certificate
-(DER) in a header the operator names (``TGW_EI_CERT_HEADER``); the party's ``identities["tls-sha256"]`` holds it.
-That header is honoured only when configured: otherwise any client could claim any fingerprint.
+leaked database does not leak credentials. Certificates: the party's ``identities["tls-sha256"]`` holds the
+SHA-256 of its certificate (DER). Under mutual TLS at the gateway itself (``tgw serve --tls-client-ca``) the
+certificate comes from the connection (``gateway.api.tls``); behind a proxy that verifies clients, it is
+forwarded as a fingerprint in a header the operator names (``TGW_EI_CERT_HEADER``), honoured only when
+configured: otherwise any client could claim any fingerprint.
 """
 
 from __future__ import annotations

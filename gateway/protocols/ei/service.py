@@ -25,6 +25,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
+from gateway.api.tls import peer_certificate_der, sha256_fingerprint
 from gateway.ingest import Ingestor, Rejected
 from gateway.model import (
     Envelope,
@@ -307,6 +308,9 @@ def _caller(request: Request, service: EiService, authorization: str | None) -> 
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
         return issuer(request).party(token) or service.directory.by_token(token)
+    der = peer_certificate_der(request)  # mutual TLS at the gateway itself (tgw serve --tls-client-ca)
+    if der is not None:
+        return service.directory.by_certificate(sha256_fingerprint(der))
     header = getattr(request.app.state, "ei_cert_header", None)
     if header:
         fingerprint = request.headers.get(header)
