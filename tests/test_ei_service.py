@@ -21,7 +21,7 @@ from gateway.api.tls import server_tls_options
 from gateway.config import Settings
 from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
-from gateway.model import Delivery, Envelope, Interval, MessageKind, Resolution, Tender, Transaction
+from gateway.model import Delivery, Envelope, Interval, MessageKind, Resolution, Tender, TenderStatus, Transaction
 from gateway.model.market import Side
 from gateway.protocols.ei import json_codec, xml_codec
 from gateway.protocols.ei.identity import token_hash
@@ -366,3 +366,29 @@ def test_a_party_is_known_by_its_client_certificate_under_mutual_tls(store: Stor
                 assert code(json_codec.decode(answer.content)) == expected
     stored = store.get(MessageKind.TENDER, "solar-1")
     assert isinstance(stored, Tender) and stored.party_id == "solar"
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_quote_is_an_indicative_price_nobody_can_take(http: httpx.Client, store: Store, fmt: str) -> None:
+    quote = tender("a-quote", "a")
+    message = EiMessage(Payload.CREATE_QUOTE, party_id="a", counterparty_id="op", tenders=[quote])
+    status, answer = send(http, message, "a", fmt)
+    assert (status, answer.payload, code(answer), answer.tender_ids) == (200, Payload.CREATED_QUOTE, 200, ["a-quote"])
+    stored = store.get(MessageKind.TENDER, "a-quote")
+    assert isinstance(stored, Tender) and stored.status is TenderStatus.INDICATIVE
+    trade = Transaction(
+        id="c-takes-the-quote", market_id="m1", party_id="c", counterparty_id="a", side=Side.BUY, tender_id="a-quote",
+        location_id="sp1", interval=Interval(start=NEXT, duration=Resolution.HOUR), quantity=Decimal(5),
+        price=Decimal("0.12"),
+    )  # fmt: skip
+    status, answer = send(http, EiMessage(Payload.CREATE_TRANSACTION, party_id="c", transactions=[trade]), "c", fmt)
+    assert (status, code(answer)) == (409, ResponseCode.CONFLICT) and "quote" in answer.response.description  # type: ignore[union-attr]
+    assert not store.exists(MessageKind.TRANSACTION, "c-takes-the-quote")
+    bad = tender("a-quote-2", "a", currency="EUR")  # the market's rules hold for quotes too
+    status, answer = send(http, EiMessage(Payload.CREATE_QUOTE, party_id="a", tenders=[bad]), "a", fmt)
+    assert (status, code(answer)) == (422, ResponseCode.UNPROCESSABLE)
+    status, answer = send(http, EiMessage(Payload.CANCEL_TENDER, party_id="a", tender_ids=["a-quote"]), "a", fmt)
+    assert code(answer) == 200  # a quote can be withdrawn
+    send(http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("a-t", "a")]), "a")
+    status, answer = send(http, EiMessage(Payload.CREATE_QUOTE, party_id="a", tenders=[tender("a-t", "a")]), "a", fmt)
+    assert (status, code(answer)) == (409, ResponseCode.CONFLICT)  # a tender cannot be turned into a quote

@@ -201,7 +201,10 @@ MESSAGES: dict[Payload, EiMessage] = {
         tenders=[tender(quantity_unit="MW", price_per="MWh", currency="EUR", all_or_none=True, expires_at=None)],
     ),
     Payload.CREATE_QUOTE: message(
-        Payload.CREATE_QUOTE, party_id="prosumer-0017", counterparty_id="market-operator", tenders=[tender(id="q-1")]
+        Payload.CREATE_QUOTE,
+        party_id="prosumer-0017",
+        counterparty_id="market-operator",
+        tenders=[tender(id="q-1", status="indicative")],
     ),
     Payload.CREATED_QUOTE: message(
         Payload.CREATED_QUOTE, party_id="prosumer-0017", counterparty_id="market-operator", tender_ids=["q-1"]
@@ -288,7 +291,10 @@ def test_every_payload_round_trips(payload: Payload, dialect: Dialect) -> None:
 @pytest.mark.parametrize("name", list(VARIANTS))
 @pytest.mark.parametrize("payload", [Payload.CREATE_TENDER, Payload.CREATE_QUOTE, Payload.REPLY_TENDER])
 def test_tender_variants_round_trip(name: str, payload: Payload) -> None:
-    original = replace(MESSAGES[payload], tenders=[VARIANTS[name]])
+    variant = VARIANTS[name]
+    if payload is Payload.CREATE_QUOTE:  # a quote is indicative
+        variant = variant.model_copy(update={"status": TenderStatus.INDICATIVE})
+    original = replace(MESSAGES[payload], tenders=[variant])
     decoded = decode(encode(original))
     assert decoded == original
     assert decoded.tenders[0].product == VARIANTS[name].product

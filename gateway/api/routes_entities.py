@@ -152,7 +152,7 @@ def cancel_router() -> APIRouter:
     @router.post("/v1/tenders/{entity_id}/cancel", response_model=StoredMessageOut, summary="Cancel an open tender")
     async def cancel_tender(entity_id: str, request: Request, response: Response) -> StoredMessageOut:
         tender: Tender = await load(request, MessageKind.TENDER, entity_id)
-        if tender.status not in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED):
+        if tender.status not in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED, TenderStatus.INDICATIVE):
             raise HTTPException(409, f"tender '{entity_id}' is {tender.status.value} and can no longer be cancelled")
         cancelled = Tender.model_validate({**tender.model_dump(), "status": TenderStatus.CANCELLED})
         return await store_payload(request, response, cancelled)

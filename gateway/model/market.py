@@ -43,6 +43,8 @@ class TenderStatus(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     REJECTED = "rejected"
+    INDICATIVE = "indicative"
+    """A quote (EI eiCreateQuote): a price indication that nobody can accept and no market clears."""
 
 
 class TenderRow(TypedDict):

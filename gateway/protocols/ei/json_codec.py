@@ -27,7 +27,7 @@ Members by payload (R = required, O = optional; a member not listed for the payl
 
     eiRegisterParty      party R                 eiRegisteredParty    response R, party O
     eiCreateTender       tender R                eiCreatedTender      response R, tenderIds O
-    eiCreateQuote        tender R                eiCreatedQuote       response R, tenders O
+    eiCreateQuote        tender R                eiCreatedQuote       response R, quoteIds O
     eiCancelTender       tenderIds R, reason O   eiCanceledTender     response R, tenderIds O, reason O
     eiRequestTender      query O, tenderIds O    eiReplyTender        response R, tenders O
     eiDistributeTender   tenders R

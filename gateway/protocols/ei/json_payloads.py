@@ -46,7 +46,7 @@ from gateway.protocols.ei.json_write_objects import (
     _encode_tender,
     _encode_transaction,
 )
-from gateway.protocols.ei.messages import CancelReason, EiDecodeError, EiMessage, Payload
+from gateway.protocols.ei.messages import CancelReason, EiDecodeError, EiMessage, Payload, indicative_quotes
 
 # --------------------------------------------------------------------------------------------------------------
 # Payload table: wire member -> (EiMessage attribute, how it is decoded, how it is encoded, cardinality)
@@ -89,7 +89,7 @@ _BODIES: dict[Payload, tuple[frozenset[str], frozenset[str]]] = {
     Payload.REPLY_TENDER: _body(["response"], ["tenders"]),
     Payload.DISTRIBUTE_TENDER: _body(["tenders"]),
     Payload.CREATE_QUOTE: _body(["tender"]),
-    Payload.CREATED_QUOTE: _body(["response"], ["tenders"]),
+    Payload.CREATED_QUOTE: _body(["response"], ["quoteIds"]),
     Payload.CREATE_TRANSACTION: _body(["transactions"]),
     Payload.CREATED_TRANSACTION: _body(["response"], ["transactions"]),
     Payload.REQUEST_POSITION: _body([], ["query"]),
@@ -104,6 +104,7 @@ _ORDER = (  # the order members are written (and checked) in
     "tender",
     "tenders",
     "tenderIds",
+    "quoteIds",
     "reason",
     "query",
     "transactions",
@@ -167,7 +168,7 @@ def decode(data: bytes | bytearray | memoryview | str) -> EiMessage:
             if decoded == [] and key in required:
                 raise _bad(key, "must hold at least one item")
         setattr(message, member.attribute, decoded)
-    return message
+    return indicative_quotes(message)
 
 
 def _no_constant(name: str) -> Any:
@@ -191,6 +192,7 @@ _MEMBERS: dict[str, _Member] = {
     "tender": _Member("tenders", _ONE, _tender, _encode_tender),
     "tenders": _Member("tenders", _MANY, _tender, _encode_tender),
     "tenderIds": _Member("tender_ids", _VALUE, _tender_ids, lambda ids, _: list(ids)),
+    "quoteIds": _Member("tender_ids", _VALUE, _tender_ids, lambda ids, _: list(ids)),  # a quote is a tender here
     "reason": _Member("cancel_reason", _VALUE, _reason, lambda reason, _: CancelReason(reason).value),
     "query": _Member("query", _VALUE, _query, _encode_query),
     "transactions": _Member("transactions", _MANY, _transaction, _encode_transaction),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
-from gateway.model import Delivery, Party, Position, Tender, Transaction
+from gateway.model import Delivery, Party, Position, Tender, TenderStatus, Transaction
 
 
 class Payload(StrEnum):
@@ -107,3 +107,13 @@ class EiDecodeError(ValueError):
     def __init__(self, message: str, code: ResponseCode = ResponseCode.BAD_REQUEST) -> None:
         super().__init__(message)
         self.code = code
+
+
+def indicative_quotes(message: EiMessage) -> EiMessage:
+    """An eiCreateQuote's tender is a quote: status indicative unless it says otherwise (both codecs call this)."""
+    if message.payload is Payload.CREATE_QUOTE:
+        message.tenders = [
+            t.model_copy(update={"status": TenderStatus.INDICATIVE}) if t.status is TenderStatus.OPEN else t
+            for t in message.tenders
+        ]
+    return message

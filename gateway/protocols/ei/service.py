@@ -109,6 +109,7 @@ class EiService:
             Payload.REQUEST_TENDER: self._request_tender,
             Payload.CREATE_DELIVERY: self._create_delivery,
             Payload.REGISTER_PARTY: self._register_party,
+            Payload.CREATE_QUOTE: self._create_quote,
         }
         run = handler.get(message.payload)
         if run is None:
@@ -146,6 +147,19 @@ class EiService:
         await self._ingest([arrived], party_id, message.request_id)
         return self._answer(message, tender_ids=[arrived.id])
 
+    async def _create_quote(self, message: EiMessage, party_id: str) -> EiMessage:
+        """A TeMIX quote: an indicative price for a product, stored as a tender with status indicative, checked by
+        the market's rules like a tender, visible with the party's tenders, and never accepted or cleared."""
+        if len(message.tenders) != 1:
+            raise EiRefusal(ResponseCode.BAD_REQUEST, "an eiCreateQuote carries exactly one quote")
+        self._own(message.tenders, party_id, "quote")
+        quote = message.tenders[0].model_copy(update={"created_at": utc_now(), "status": TenderStatus.INDICATIVE})
+        existing = await asyncio.to_thread(self.store.get, MessageKind.TENDER, quote.id)
+        if isinstance(existing, Tender) and existing.status is not TenderStatus.INDICATIVE:
+            raise EiRefusal(ResponseCode.CONFLICT, f"'{quote.id}' is a tender, not a quote; use another quoteID")
+        await self._ingest([quote], party_id, message.request_id)
+        return self._answer(message, tender_ids=[quote.id])
+
     async def _cancel_tender(self, message: EiMessage, party_id: str) -> EiMessage:
         if not message.tender_ids:
             raise EiRefusal(ResponseCode.BAD_REQUEST, "an eiCancelTender names at least one tender")
@@ -155,7 +169,7 @@ class EiService:
             if not isinstance(tender, Tender):
                 raise EiRefusal(ResponseCode.NOT_FOUND, f"unknown tender '{tender_id}'")
             self._own([tender], party_id, "tender")
-            if tender.status not in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED):
+            if tender.status not in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED, TenderStatus.INDICATIVE):
                 raise EiRefusal(ResponseCode.CONFLICT, f"tender '{tender_id}' is {tender.status.value}")
             cancelled.append(tender.model_copy(update={"status": TenderStatus.CANCELLED}))
         await self._ingest(cancelled, party_id, message.request_id)
@@ -172,6 +186,10 @@ class EiService:
             tender = await asyncio.to_thread(self.store.get, MessageKind.TENDER, transaction.tender_id)
             if not isinstance(tender, Tender):
                 raise EiRefusal(ResponseCode.NOT_FOUND, f"unknown tender '{transaction.tender_id}'")
+            if tender.status is TenderStatus.INDICATIVE:
+                raise EiRefusal(
+                    ResponseCode.CONFLICT, f"'{tender.id}' is a quote, a price indication: ask its party for a tender"
+                )
             if tender.status not in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED):
                 raise EiRefusal(ResponseCode.CONFLICT, f"tender '{tender.id}' is {tender.status.value}")
             if tender.expires_at is not None and tender.expires_at <= utc_now():
@@ -374,8 +392,6 @@ def _payload_route(payload: Payload) -> Callable[..., object]:
 
 
 for _payload in _ANSWER:
-    if _payload is Payload.CREATE_QUOTE:
-        continue  # not served yet: quotes
     router.add_api_route(f"/{_payload.value}", _payload_route(_payload), methods=["POST"], summary=_payload.value)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from gateway.model import Delivery, Envelope, Position, Source, Tender, Transaction, content_version
+from gateway.model import Delivery, Envelope, Position, Source, Tender, TenderStatus, Transaction, content_version
 from gateway.protocols.ei import json_codec, xml_codec
 from gateway.protocols.ei.messages import EiDecodeError, EiMessage, EiResponse, Payload
 from gateway.translation import TranslationError, Translator, register
@@ -60,6 +60,8 @@ def to_message(envelopes: list[Envelope]) -> EiMessage:
     [kind] = kinds
     first = payloads[0]
     party = getattr(first, "party_id", None)
+    if kind is Tender and len(payloads) == 1 and first.status is TenderStatus.INDICATIVE:  # type: ignore[union-attr]
+        return EiMessage(payload=Payload.CREATE_QUOTE, party_id=party, tenders=payloads)  # type: ignore[arg-type]
     if kind is Tender:
         payload = Payload.CREATE_TENDER if len(payloads) == 1 else Payload.DISTRIBUTE_TENDER
         return EiMessage(payload=payload, party_id=party if len(payloads) == 1 else None, tenders=payloads)  # type: ignore[arg-type]

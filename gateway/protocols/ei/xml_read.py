@@ -22,6 +22,7 @@ from gateway.protocols.ei.messages import (
     Payload,
     PositionQuery,
     ResponseCode,
+    indicative_quotes,
 )
 from gateway.protocols.ei.xml_names import (
     _DIALECT_OF,
@@ -104,7 +105,7 @@ def decode_with_dialect(data: bytes) -> tuple[EiMessage, Dialect]:
             names = ", ".join(sorted({k.partition(":")[2] for k in _PAYLOAD_OF_ROOT}))
             raise _Bad(root, f"<{_show(key)}> is not an EI payload this gateway handles ({names})")
         dialect = _dialect_of(root)
-        return _decode_message(root, payload), dialect
+        return indicative_quotes(_decode_message(root, payload)), dialect
     except _Bad as bad:
         where = _path(bad.element) if bad.element is not None else ""
         raise EiDecodeError(_one_line(f"{where}: {bad.reason}" if where else bad.reason), bad.code) from None
