@@ -21,6 +21,7 @@ from gateway.model.envelope import (
     MessageKind,
     Source,
     content_version,
+    received,
     wrap,
 )
 from gateway.model.intervals import (
@@ -163,6 +164,7 @@ __all__ = [
     "intervals_between",
     "new_id",
     "position_id",
+    "received",
     "roll_up_energy",
     "roll_up_rates",
     "utc_now",

@@ -7,6 +7,7 @@ retry: a peer that resends a message it is unsure we received gets the stored re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -148,3 +149,18 @@ class Envelope(CanonicalModel):
 def wrap(payload: CanonicalModel, source: Source, *, correlation_id: str | None = None, **fields: Any) -> Envelope:
     """Envelope ``payload`` as an adapter received it."""
     return Envelope(payload=payload, source=source, correlation_id=correlation_id, **fields)  # type: ignore[arg-type]
+
+
+def received(
+    objects: Iterable[CanonicalModel], *, protocol: str, peer: str, correlation_id: str | None = None
+) -> list[Envelope]:
+    """Envelopes for objects a protocol edge received from ``peer``: each object's own id is its native id and its
+    content its version, so a peer that sends the same object again is a duplicate and a change a new version."""
+    return [
+        Envelope(
+            payload=obj,  # type: ignore[arg-type]
+            source=Source(protocol=protocol, peer=peer, native_id=obj.id, version=content_version(obj)),  # type: ignore[attr-defined]
+            correlation_id=correlation_id,
+        )
+        for obj in objects
+    ]

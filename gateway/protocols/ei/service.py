@@ -28,14 +28,12 @@ from fastapi.responses import Response
 from gateway.api.tls import peer_certificate_der, sha256_fingerprint
 from gateway.ingest import Ingestor, Rejected
 from gateway.model import (
-    Envelope,
     Market,
     MessageKind,
     Party,
-    Source,
     Tender,
     TenderStatus,
-    content_version,
+    received,
     utc_now,
 )
 from gateway.protocols.ei import json_codec, xml_codec
@@ -117,14 +115,7 @@ class EiService:
         return await run(message, party_id)  # type: ignore[no-any-return, misc]
 
     async def _ingest(self, objects: list, party_id: str, request_id: str | None) -> None:  # type: ignore[type-arg]
-        envelopes = [
-            Envelope(
-                payload=obj,
-                source=Source(protocol=PROTOCOL, peer=party_id, native_id=obj.id, version=content_version(obj)),
-                correlation_id=request_id,
-            )
-            for obj in objects
-        ]
+        envelopes = received(objects, protocol=PROTOCOL, peer=party_id, correlation_id=request_id)
         try:
             await self.ingestor.ingest(envelopes, protocol=PROTOCOL, peer=party_id)
         except Rejected as exc:

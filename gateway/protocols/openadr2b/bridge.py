@@ -35,16 +35,14 @@ from openleadr import OpenADRClient
 from gateway.ingest import Ingestor, Rejected
 from gateway.model import (
     Control,
-    Envelope,
     Market,
     MessageKind,
     Override,
     OverrideStatus,
     Party,
     Resource,
-    Source,
     Tender,
-    content_version,
+    received,
     utc_now,
 )
 from gateway.model.intervals import TimeSpan
@@ -389,13 +387,7 @@ class VenBridge:
     async def _store(self, objects: list[BridgeObject]) -> None:
         if not objects:
             return
-        envelopes = [
-            Envelope(
-                payload=obj,
-                source=Source(protocol=PROTOCOL, peer=self.peer, native_id=obj.id, version=content_version(obj)),
-            )
-            for obj in objects
-        ]
+        envelopes = received(objects, protocol=PROTOCOL, peer=self.peer)
         await self.ingestor.ingest(envelopes, protocol=PROTOCOL, peer=self.peer)
 
     async def _cancel(self, refs: list[tuple[MessageKind, str]]) -> None:

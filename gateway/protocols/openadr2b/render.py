@@ -116,6 +116,16 @@ def control_to_event(
     )
 
 
+def _price_signal(table: MappingTable) -> SignalMapping:
+    """The signal prices travel in (ELECTRICITY_PRICE/price, currency per kWh)."""
+    mapping = table.inbound("ELECTRICITY_PRICE", "price")
+    if mapping is None:
+        raise MappingError(
+            "mappings/openadr2b.yaml has no ELECTRICITY_PRICE/price signal", ResponseCode.SIGNAL_NOT_SUPPORTED
+        )
+    return mapping
+
+
 def clearing_to_event(
     clearing: Clearing,
     *,
@@ -129,11 +139,7 @@ def clearing_to_event(
     the nearest priced location on its path to the root (``location_path``, nearest first), else the uniform
     price. This is how a legacy VEN sees a transactive (locational) price."""
     table = table or default_table()
-    mapping = table.inbound("ELECTRICITY_PRICE", "price")
-    if mapping is None:
-        raise MappingError(
-            "mappings/openadr2b.yaml has no ELECTRICITY_PRICE/price signal", ResponseCode.SIGNAL_NOT_SUPPORTED
-        )
+    mapping = _price_signal(table)
     price = next((clearing.prices[loc] for loc in location_path if loc in clearing.prices), clearing.price)
     start, end = clearing.interval.start, clearing.interval.end
     return _event(
@@ -170,11 +176,7 @@ def tender_to_event(
 ) -> Event:
     """A price tender (a tariff, the operator's cleared price) as an ELECTRICITY_PRICE event in currency/kWh."""
     table = table or default_table()
-    mapping = table.inbound("ELECTRICITY_PRICE", "price")
-    if mapping is None:
-        raise MappingError(
-            "mappings/openadr2b.yaml has no ELECTRICITY_PRICE/price signal", ResponseCode.SIGNAL_NOT_SUPPORTED
-        )
+    mapping = _price_signal(table)
     intervals = tender.intervals
     steps = [
         (interval.end - interval.start, convert_price(row["price"], tender.price_per, EnergyUnit.KWH))

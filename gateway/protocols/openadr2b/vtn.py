@@ -21,12 +21,10 @@ from typing import Any
 from gateway.ingest import Ingestor, Rejected
 from gateway.model import (
     Control,
-    Envelope,
     MessageKind,
     Override,
     OverrideStatus,
-    Source,
-    content_version,
+    received,
     utc_now,
 )
 from gateway.protocols.openadr2b import mapper
@@ -480,14 +478,7 @@ class Vtn:
     async def _ingest(self, objects: list, record: VenRecord, request_id: str | None) -> None:  # type: ignore[type-arg]
         if not objects:
             return
-        envelopes = [
-            Envelope(
-                payload=obj,
-                source=Source(protocol=PROTOCOL, peer=record.ven_id, native_id=obj.id, version=content_version(obj)),
-                correlation_id=request_id,
-            )
-            for obj in objects
-        ]
+        envelopes = received(objects, protocol=PROTOCOL, peer=record.ven_id, correlation_id=request_id)
         try:
             await self.ingestor.ingest(envelopes, protocol=PROTOCOL, peer=record.ven_id)
         except Rejected as exc:
