@@ -35,7 +35,7 @@ from gateway.protocols.ei.service import router as ei_router
 from gateway.protocols.openadr2b.admin import router as openadr2b_admin_router
 from gateway.protocols.openadr2b.push import EventPusher
 from gateway.protocols.openadr2b.security import MessageSigner
-from gateway.protocols.openadr2b.service import VtnFastPath, VtnSettings
+from gateway.protocols.openadr2b.service import VtnAccess, VtnFastPath
 from gateway.protocols.openadr2b.service import router as openadr2b_router
 from gateway.protocols.openadr2b.table import load_table
 from gateway.protocols.openadr2b.vtn import Vtn
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             app.state.ingestor,
             load_table(Path(settings.openadr_mappings)) if settings.openadr_mappings else None,
         )
-        app.state.oadr_settings = VtnSettings(
+        app.state.oadr_settings = VtnAccess(
             cert_header=settings.openadr_cert_header,
             insecure=settings.openadr_insecure,
             signer=_signer(settings),

@@ -45,8 +45,9 @@ PREFIX = "/OpenADR2/Simple/2.0b"
 router = APIRouter(prefix=PREFIX, tags=["openadr2b"])
 
 
-class VtnSettings:
-    """How the VTN identifies VENs and signs; set on app.state.oadr_settings.
+class VtnAccess:
+    """Who may talk to the VTN and how messages are signed (app.state.oadr_settings); the mapping table's
+    ``VtnSettings`` are what the VTN says.
 
     ``signer`` (the VTN's certificate and key, loaded once) signs every answer; VENs that know the VTN's
     fingerprint verify it. ``require_signatures`` refuses unsigned requests from every VEN; a VEN that registered
@@ -77,10 +78,10 @@ def _vtn(request: Request) -> Vtn:
     return vtn
 
 
-def _settings(request: Request) -> VtnSettings:
-    settings: VtnSettings | None = getattr(request.app.state, "oadr_settings", None)
+def _settings(request: Request) -> VtnAccess:
+    settings: VtnAccess | None = getattr(request.app.state, "oadr_settings", None)
     if settings is None:
-        settings = VtnSettings()
+        settings = VtnAccess()
         request.app.state.oadr_settings = settings
     return settings
 
