@@ -37,6 +37,9 @@ def _register_subcommands() -> None:
     from gateway.cli_bridge import bridge_app
 
     app.add_typer(bridge_app, name="bridge")
+    from gateway.cli_conformance import conformance_app
+
+    app.add_typer(conformance_app, name="conformance")
 
 
 _register_subcommands()

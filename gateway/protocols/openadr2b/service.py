@@ -254,9 +254,12 @@ async def _serve(request: Request, service: Service, body: bytes) -> Response:
                 ResponseCode.NOT_RECOGNIZED,
                 f"{message.payload.value} belongs to {message.service.value}, not to {service.value}",
             )
-        party_id = await _identify(request, vtn, message)
-        await _check_signature(request, vtn, decoded, party_id)
-        answer = await vtn.handle(message, party_id)
+        if message.payload is Payload.QUERY_REGISTRATION and not _names_a_ven(request, message):
+            answer = vtn.describe(message)  # anyone may ask what the VTN offers before registering
+        else:
+            party_id = await _identify(request, vtn, message)
+            await _check_signature(request, vtn, decoded, party_id)
+            answer = await vtn.handle(message, party_id)
     except OadrRefusal as exc:
         await asyncio.to_thread(
             store.record_rejection,
@@ -268,6 +271,13 @@ async def _serve(request: Request, service: Service, body: bytes) -> Response:
         )
         return _refusal(request, exc.code, exc.description, message.request_id, message.ven_id)
     return _reply(request, answer)
+
+
+def _names_a_ven(request: Request, message: OadrMessage) -> bool:
+    """Whether a request says who sends it: a client certificate, a forwarded one, or a venID."""
+    settings = _settings(request)
+    forwarded = bool(settings.cert_header and request.headers.get(settings.cert_header))
+    return peer_certificate_der(request) is not None or forwarded or message.ven_id is not None
 
 
 async def _check_signature(request: Request, vtn: Vtn, decoded: codec.Decoded, party_id: str) -> None:

@@ -179,6 +179,11 @@ class Vtn:
             ),
         )
 
+    def describe(self, message: OadrMessage) -> OadrMessage:
+        """The answer to an anonymous oadrQueryRegistration: the VTN's id, profile, transport and poll frequency,
+        no registration (2.0b lets a VEN ask this before it registers; it reveals nothing about any VEN)."""
+        return self._registration_answer(message, None)
+
     def _query_registration(self, message: OadrMessage, ven_id: str) -> OadrMessage:
         record = self.directory.record(ven_id)
         return self._registration_answer(message, record if record and record.registered else None, ven_id)

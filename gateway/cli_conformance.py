@@ -1,0 +1,107 @@
+"""`tgw conformance`: list the suites and their cases, and run a suite against a vendor's device or server.
+
+The contract (DESIGN.md): `run SUITE --target T --report-dir DIR` writes JUnit XML, JSON and HTML into DIR and
+exits 0 only when every required case passed. Usage errors (an unknown suite or case id) exit 2 with one line
+on stderr; a DUT that fails exits 1; the run itself never dies on a misbehaving DUT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conformance.framework import SUITES, Case, CaseResult, Outcome, Target, get_suite
+from conformance.runner import run_suite
+
+conformance_app = typer.Typer(
+    help="Conformance suites a vendor runs against their own device or server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+_STYLE = {Outcome.PASSED: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "yellow"}
+
+
+def _usage_error(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@conformance_app.command("list")
+def list_cases(
+    suite: Annotated[str | None, typer.Argument(help="A suite name; without it, the suites.")] = None,
+) -> None:
+    """List the suites, or one suite's cases (id, severity, rule, title)."""
+    if suite is None:
+        table = Table("Suite", "Cases", "Title")
+        for entry in SUITES.values():
+            table.add_row(entry.name, str(len(entry.cases())), entry.title)
+        console.print(table)
+        return
+    try:
+        cases = get_suite(suite).cases()
+    except KeyError as exc:
+        raise _usage_error(str(exc.args[0])) from None
+    table = Table("ID", "Severity", "Rule", "Title", title=suite)
+    for item in cases:
+        table.add_row(item.id, item.severity.value, item.rule, item.title)
+    console.print(table)
+
+
+@conformance_app.command("run")
+def run(
+    suite: Annotated[str, typer.Argument(help="The suite to run (see `tgw conformance list`).")],
+    target: Annotated[str, typer.Option(help="Base URL of the DUT, e.g. http://host:8080/OpenADR2/Simple/2.0b.")],
+    report_dir: Annotated[Path, typer.Option(help="Folder for <suite>.xml (JUnit), .json and .html.")] = Path(
+        "conformance-reports"
+    ),
+    cert: Annotated[str | None, typer.Option(help="Client certificate (PEM) for mutual TLS.")] = None,
+    key: Annotated[str | None, typer.Option(help="Private key (PEM) of --cert.")] = None,
+    ca: Annotated[str | None, typer.Option(help="CA bundle (PEM) that signed the DUT's certificate.")] = None,
+    only: Annotated[str | None, typer.Option(help="Comma-separated case ids to run (default: all).")] = None,
+    ven_name: Annotated[str, typer.Option(help="The harness VEN's name (VTN suites).")] = "tgw-conformance",
+    expect_events: Annotated[
+        bool, typer.Option(help="The DUT has events for the harness: fail, rather than skip, cases needing one.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 10.0,
+) -> None:
+    """Run SUITE against --target with live progress; exit 0 only when every required case passed."""
+    if (cert is None) != (key is None):
+        raise _usage_error("--cert and --key go together")
+    options = {"ven_name": ven_name, "expect_events": "true" if expect_events else ""}
+    dut = Target(target, cert=cert, key=key, ca=ca, timeout=timeout, options=options)
+    ids = [i for i in only.split(",") if i.strip()] if only else None
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task(suite, total=None)
+
+        def collected(cases: list[Case]) -> None:
+            progress.update(task, total=len(cases))
+
+        def finished(result: CaseResult) -> None:
+            style = _STYLE[result.outcome]
+            reason = f": {result.reason}" if result.outcome is not Outcome.PASSED else ""
+            progress.console.print(
+                f"[{style}]{result.outcome.value:>7}[/] {result.id} ({result.severity.value}) {result.title}{reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            progress.advance(task)
+
+        try:
+            outcome = run_suite(suite, dut, report_dir, ids, on_collected=collected, on_result=finished)
+        except KeyError as exc:
+            raise _usage_error(str(exc.args[0])) from None
+    style = "bold green" if outcome.ok else "bold red"
+    console.print(f"[{style}]{outcome.summary()}[/]", highlight=False)
+    console.print(f"reports: {', '.join(outcome.reports.values())}", highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if outcome.ok else 1)
