@@ -255,3 +255,4 @@ def test_metrics_are_prometheus_text(http: httpx.Client) -> None:
     assert samples["tgw_database_up"] == "1"
     assert samples['tgw_objects{kind="location"}'] == "2"
     assert int(samples["tgw_log_seq"]) == 6 and int(samples["tgw_bus_published_total"]) == 6
+    assert samples["tgw_openadr_vens_registered"] == "0" and samples["tgw_openadr_pushes_total"] == "0"

@@ -283,6 +283,8 @@ def test_registration_survives_a_restart_and_changes_bump_the_modification_numbe
         ]
         again = post(api, "EiRegisterParty", OadrMessage(payload=Payload.QUERY_REGISTRATION, request_id="q"))
         assert again.registration is not None and again.registration.registration_id == registration_id
+        metrics = api.get("/metrics").text
+        assert "tgw_openadr_vens_registered 1" in metrics.splitlines()
 
 
 def test_refusals_have_2_0b_codes_and_change_nothing(vtn: str, seeded: Store, pki: dict[str, Any]) -> None:

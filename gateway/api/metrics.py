@@ -30,6 +30,14 @@ async def metrics(request: Request) -> PlainTextResponse:
         lines += ["# HELP tgw_objects current canonical objects by kind", "# TYPE tgw_objects gauge"]
         lines += [f'tgw_objects{{kind="{kind}"}} {count}' for kind, count in sorted(counts.items())]
     lines += _line("tgw_bus_published_total", bus.published, "messages published on the in-process bus", "counter")
+    vtn = getattr(request.app.state, "oadr_vtn", None)
+    if db_ok and vtn is not None:
+        vens = await asyncio.to_thread(vtn.directory.records)
+        registered = sum(1 for ven in vens if ven.registered)
+        lines += _line("tgw_openadr_vens_registered", registered, "OpenADR 2.0b VENs registered with the VTN")
+    pusher = getattr(request.app.state, "oadr_pusher", None)
+    if pusher is not None:
+        lines += _line("tgw_openadr_pushes_total", pusher.pushed, "event lists pushed to push VENs", "counter")
     lines += _line("tgw_mqtt_enabled", int(mqtt is not None), "1 when a broker is configured")
     if mqtt is not None:
         lines += _line("tgw_mqtt_connected", int(mqtt.connected), "1 while connected to the broker")
