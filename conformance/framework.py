@@ -190,7 +190,10 @@ class Suite:
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
-    for suite in (Suite("openadr2b-vtn", "OpenADR 2.0b VTN (the harness plays a VEN)", "conformance.openadr2b_vtn"),)
+    for suite in (
+        Suite("openadr2b-vtn", "OpenADR 2.0b VTN (the harness plays a VEN)", "conformance.openadr2b_vtn"),
+        Suite("cim-model", "CIM network model: a file, CGMES folder or zip (target: path)", "conformance.cim_model"),
+    )
 }
 
 

@@ -59,7 +59,12 @@ def list_cases(
 @conformance_app.command("run")
 def run(
     suite: Annotated[str, typer.Argument(help="The suite to run (see `tgw conformance list`).")],
-    target: Annotated[str, typer.Option(help="Base URL of the DUT, e.g. http://host:8080/OpenADR2/Simple/2.0b.")],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Base URL of the DUT (cim-model: a model file, folder or zip), e.g. http://host:8080/OpenADR2/Simple/2.0b."
+        ),
+    ],
     report_dir: Annotated[Path, typer.Option(help="Folder for <suite>.xml (JUnit), .json and .html.")] = Path(
         "conformance-reports"
     ),
