@@ -47,6 +47,16 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
+    def drain(self) -> list[StoredMessage]:
+        """Everything queued now, without waiting: for a consumer that catches up when it is asked something
+        (a request handler) rather than in a task of its own."""
+        items: list[StoredMessage] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                items.append(item)
+        return items
+
     def __aiter__(self) -> AsyncIterator[StoredMessage]:
         return self
 

@@ -451,6 +451,16 @@ class Store:
         with self.engine.connect() as conn:
             return {peer: json.loads(body) for peer, body in conn.execute(query).all()}
 
+    def peer_state(self, protocol: str, peer: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+        """name -> record, for every record of one peer whose name starts with ``prefix`` (a 2030.5 device's
+        subscriptions are ``sub/<id>``, its DER resources ``der/<n>/<kind>``)."""
+        t = adapter_state
+        query = select(t.c.name, t.c.body).where(t.c.protocol == protocol, t.c.peer == peer)
+        if prefix:
+            query = query.where(t.c.name.startswith(prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return {name: json.loads(body) for name, body in conn.execute(query.order_by(t.c.name)).all()}
+
     def put_state(self, protocol: str, peer: str, name: str, record: dict[str, Any] | None) -> None:
         """Replace (or, with None, delete) an adapter's record, durably before returning."""
         t = adapter_state
