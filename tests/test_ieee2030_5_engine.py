@@ -231,6 +231,9 @@ def test_controls_that_do_not_overlap_in_time_do_not_supersede():
     ev = at([first, second], 200)
     assert ev.governing == {MAX_W: second.mrid}
     assert ev.status[first.mrid].current_status == EventStatusCode.ACTIVE and first.mrid in ev.expired
+    broad = ctl(3, primacy=2, start=100, duration=100, modes={MAX_W, CONNECT})
+    narrow = ctl(4, primacy=1, start=200, duration=100, modes={MAX_W})
+    assert not at([broad, narrow], 150).status[broad.mrid].potentially_superseded  # touching is not overlapping
 
 
 def test_across_programs_only_when_asked():
