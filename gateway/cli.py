@@ -122,6 +122,30 @@ def serve(
             help="Refuse unsigned OpenADR requests (XML signature with ReplayProtect) from every VEN.",
         ),
     ] = False,
+    ieee2030_5_mappings: Annotated[
+        str | None,
+        typer.Option(
+            "--ieee2030-5-mappings",
+            envvar="TGW_IEEE2030_5_MAPPINGS",
+            help="IEEE 2030.5 mapping file (control modes, server settings, programs, tariffs); default: installed.",
+        ),
+    ] = None,
+    ieee2030_5_cert_header: Annotated[
+        str | None,
+        typer.Option(
+            "--ieee2030-5-cert-header",
+            envvar="TGW_IEEE2030_5_CERT_HEADER",
+            help="Header where a trusted TLS proxy forwards the device certificate (escaped PEM or SHA-256).",
+        ),
+    ] = None,
+    ieee2030_5_notify_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--ieee2030-5-notify-ca",
+            envvar="TGW_IEEE2030_5_NOTIFY_CA",
+            help="CA bundle trusted for devices' HTTPS notification listeners (the server presents --tls-cert).",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway: REST API (docs at /docs), canonical store, the periodic call auction of every
     auto-clearing market, and the MQTT bridge when a broker is given."""
@@ -144,6 +168,9 @@ def serve(
         openadr_sign_cert=tls_cert,
         openadr_sign_key=tls_key,
         openadr_require_signatures=openadr_require_signatures,
+        ieee2030_5_mappings=ieee2030_5_mappings,
+        ieee2030_5_cert_header=ieee2030_5_cert_header or None,
+        ieee2030_5_notify_ca=ieee2030_5_notify_ca,
     )
     if bool(tls_cert) != bool(tls_key):
         fail("give both --tls-cert and --tls-key (or neither)")
@@ -166,6 +193,16 @@ def serve(
             load_table(Path(openadr_mappings))  # a broken mapping file fails here, with the entry at fault
         except TableError as exc:
             fail(str(exc))
+    if ieee2030_5_mappings:
+        from pathlib import Path
+
+        from gateway.protocols.ieee2030_5.table import TableError as Sep2TableError
+        from gateway.protocols.ieee2030_5.table import load_table as load_sep2_table
+
+        try:
+            load_sep2_table(Path(ieee2030_5_mappings))
+        except Sep2TableError as exc:
+            fail(str(exc))
     try:
         store = Store(settings.database_url)  # open and migrate up front: a bad URL fails here, readably
     except StoreError as exc:
@@ -174,6 +211,10 @@ def serve(
     scheme = "https" if tls_cert else "http"
     console.print(f"  API      {scheme}://{host}:{port}  (docs: {scheme}://{host}:{port}/docs)")
     console.print(f"  OpenADR  VTN at {scheme}://{host}:{port}/OpenADR2/Simple/2.0b")
+    console.print(
+        f"  2030.5   DER server at {scheme}://{host}:{port}/dcap"
+        + ("" if tls_client_ca or ieee2030_5_cert_header else " (devices need --tls-client-ca: mutual TLS)")
+    )
     console.print(f"  database {redact(settings.database_url)}")
     console.print(f"  MQTT     {broker}")
     console.print(

@@ -35,5 +35,13 @@ class Settings:
     """CA bundle trusted for push VENs' HTTPS endpoints; the VTN presents its signing certificate to them."""
     openadr_require_signatures: bool = False
     """Refuse unsigned OpenADR requests from every VEN (a VEN that registered with signatures must sign anyway)."""
+    ieee2030_5_mappings: str | None = None
+    """An IEEE 2030.5 mapping file (control modes, server settings, programs, tariffs) instead of the installed one."""
+    ieee2030_5_cert_header: str | None = None
+    """Header in which a trusted TLS proxy forwards the device's client certificate (escaped PEM or SHA-256)."""
+    ieee2030_5_notify_ca: str | None = None
+    """CA bundle trusted for devices' HTTPS notification listeners; the server presents its TLS certificate."""
+    ieee2030_5_notify_backoff: float = 1.0
+    """First wait before a failed notification is retried (doubling each time)."""
     market_tick_seconds: float = 15.0
     """How often the periodic call auction looks for intervals whose gate closed; 0 turns it off."""

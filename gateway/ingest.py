@@ -210,6 +210,7 @@ class _Lookup:
         self.store = store
         self.pending: dict[tuple[MessageKind, str], CanonicalObject] = {}
         self.cache: dict[tuple[MessageKind, str], CanonicalObject | None] = {}
+        self.known: set[tuple[MessageKind, str]] = set()  # found by exists() (not read: only that it is stored)
         self.cleared: dict[tuple[str, str, str], set[str]] = {}
 
     def add(self, kind: MessageKind, payload: CanonicalObject) -> None:
@@ -225,9 +226,12 @@ class _Lookup:
 
     def exists(self, kind: MessageKind, entity_id: str) -> bool:
         key = (kind, entity_id)
-        if key in self.pending or self.cache.get(key) is not None:
+        if key in self.pending or self.cache.get(key) is not None or key in self.known:
             return True
-        return self.store.exists(kind, entity_id)
+        found = self.store.exists(kind, entity_id)
+        if found:  # a batch of 2030.5 Responses names the same party, control and resource again and again
+            self.known.add(key)
+        return found
 
     def location(self, location_id: str) -> Location | None:
         return self.get(MessageKind.LOCATION, location_id)  # type: ignore[return-value]

@@ -30,8 +30,14 @@ from gateway.config import Settings
 from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
+from gateway.model import MessageKind
 from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
+from gateway.protocols.ieee2030_5.server import Sep2Server
+from gateway.protocols.ieee2030_5.service import Sep2FastPath
+from gateway.protocols.ieee2030_5.service import router as ieee2030_5_router
+from gateway.protocols.ieee2030_5.table import default_table as sep2_default_table
+from gateway.protocols.ieee2030_5.table import load_table as sep2_load_table
 from gateway.protocols.openadr2b.admin import router as openadr2b_admin_router
 from gateway.protocols.openadr2b.push import EventPusher
 from gateway.protocols.openadr2b.security import MessageSigner
@@ -40,6 +46,9 @@ from gateway.protocols.openadr2b.service import router as openadr2b_router
 from gateway.protocols.openadr2b.table import load_table
 from gateway.protocols.openadr2b.vtn import Vtn
 from gateway.store import Store
+
+SEP2_CHANGES = (MessageKind.CONTROL, MessageKind.OPERATING_ENVELOPE, MessageKind.RESOURCE, MessageKind.LOCATION)
+"""What changes a 2030.5 device's resources (its controls, envelopes, identity, site): subscribers are notified."""
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,11 @@ One canonical transactive message model between OpenADR, IEEE 2030.5, Energy Int
 * **/OpenADR2/Simple/2.0b/...** is the OpenADR 2.0b VTN for legacy VENs (EiRegisterParty, EiEvent, EiReport,
   EiOpt, OadrPoll): events rendered from canonical controls and price tenders, opt-outs become overrides,
   telemetry reports become metered deliveries. VENs are identified by their client certificate's fingerprint.
+* **/dcap, /tm, /edev/..., /mup** is the IEEE 2030.5 (CSIP) utility server for DERs (application/sep+xml): devices
+  are known by the LFDI of their client certificate and see only their own resources; canonical controls and
+  operating envelopes become DERControls with correct statuses and superseding, cleared prices become
+  TimeTariffIntervals, Responses become canonical responses (opt-outs become overrides), mirrored meter readings
+  become metered deliveries, and subscriptions are notified by HTTP POST.
 * Errors are 4xx with field-level reasons (`detail[].loc`, `detail[].msg`); refused input is recorded and
   can be read at **/v1/rejections**.
 """
@@ -69,7 +83,7 @@ class GatewayApp(FastAPI):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._vtn_fast_path = VtnFastPath(super().__call__, self)
+        self._vtn_fast_path = VtnFastPath(Sep2FastPath(super().__call__, self), self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._vtn_fast_path(scope, receive, send)
@@ -88,6 +102,16 @@ def _push_tls(settings: Settings) -> ssl.SSLContext | None:
     if not settings.openadr_peer_ca:
         return None
     context = ssl.create_default_context(cafile=settings.openadr_peer_ca)
+    if settings.openadr_sign_cert and settings.openadr_sign_key:
+        context.load_cert_chain(settings.openadr_sign_cert, settings.openadr_sign_key)
+    return context
+
+
+def _notify_tls(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for 2030.5 notifications: trust the configured CA, present the server's certificate."""
+    if not settings.ieee2030_5_notify_ca:
+        return None
+    context = ssl.create_default_context(cafile=settings.ieee2030_5_notify_ca)
     if settings.openadr_sign_cert and settings.openadr_sign_key:
         context.load_cert_chain(settings.openadr_sign_cert, settings.openadr_sign_key)
     return context
@@ -125,6 +149,25 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             interval=settings.openadr_push_seconds,
         )
         app.state.oadr_pusher.start()
+        app.state.sep2 = Sep2Server(
+            app.state.store,
+            app.state.ingestor,
+            sep2_load_table(Path(settings.ieee2030_5_mappings))
+            if settings.ieee2030_5_mappings
+            else sep2_default_table(),
+            cert_header=settings.ieee2030_5_cert_header,
+            notify_tls=_notify_tls(settings),
+            notify_backoff=settings.ieee2030_5_notify_backoff,
+        )
+
+        async def notify_sep2_subscribers(_message: object) -> None:
+            """A change a device could see notifies its subscribers now, not at the next device request."""
+            await app.state.sep2.fresh()
+
+        app.state.bus.on(SEP2_CHANGES, notify_sep2_subscribers)
+        # Load the index and the subscriptions now: loaded by the first change, they would take that change as
+        # what devices already saw, and its Notification would never be sent.
+        await app.state.sep2.fresh()
         app.state.scheduler = None
         if settings.market_tick_seconds > 0:
             app.state.scheduler = CallAuctionScheduler(
@@ -155,6 +198,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             if app.state.mqtt is not None:
                 await app.state.mqtt.stop()
             await app.state.oadr_pusher.stop()
+            await app.state.sep2.notifier.close()
             await app.state.bus.close()
             if own_store:
                 app.state.store.close()
@@ -167,6 +211,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         openapi_tags=[
             {"name": "health", "description": "Liveness and readiness"},
             {"name": "messages", "description": "The canonical message log"},
+            {
+                "name": "ieee2030_5",
+                "description": "IEEE 2030.5 (CSIP) utility server for DER clients: application/sep+xml, mutual TLS",
+            },
             *({"name": path, "description": f"Current state of {kind.value} objects"} for kind, path in PATHS.items()),
         ],
     )
@@ -208,6 +256,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         return [RejectionOut.model_validate(r) for r in found]
 
     app.include_router(openadr2b_router)
+    app.include_router(ieee2030_5_router)
     app.include_router(openadr2b_admin_router)
     app.include_router(metrics_router)
     app.include_router(messages_router)

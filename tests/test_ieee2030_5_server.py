@@ -1,0 +1,657 @@
+"""The IEEE 2030.5 (CSIP) utility server end to end: real mutual TLS on loopback, devices that are
+:class:`Sep2Client` with their own certificates, operators on the canonical REST API.
+
+One PKI and one server per module (a SQLite file, the shipped mapping table plus one tariff); each test
+provisions its own device(s) so that the controls of one test never reach another's view. Controls start in the
+past, so the engine's "now" has already passed every moment a test checks: nothing waits for the clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.api import create_app
+from gateway.api.server import serve_in_thread
+from gateway.api.tls import server_tls_options
+from gateway.config import Settings
+from gateway.model import Clearing, Envelope, Interval, Resolution, Source
+from gateway.model.markets import ClearingType
+from gateway.protocols.ieee2030_5 import codec, mapper
+from gateway.protocols.ieee2030_5 import models as m
+from gateway.protocols.ieee2030_5.client import (
+    ControlTracker,
+    DeviceView,
+    Sep2Client,
+    Sep2ClientError,
+    average_power_reading,
+)
+from gateway.protocols.ieee2030_5.clock import time_fields
+from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate, sfdi_is_valid, sfdi_of_lfdi
+from gateway.protocols.ieee2030_5.table import TableError, load_table
+from gateway.resources import mappings_dir
+from gateway.store import Store
+from tests.certs import Issued, TestCa
+
+PIN = 111115
+PEN = 32473
+MARKET = "m-der"
+HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+TARIFF = f"""
+tariffs:
+  - tariff_id: transactive
+    description: Transactive price
+    market_id: {MARKET}
+    currency: 840
+    price_power_of_ten: -4
+"""
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Listener:
+    """A device's HTTPS endpoint for Notifications: records every POST body."""
+
+    url: str
+    bodies: list[bytes] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, test: Any, timeout: float = 10) -> list[m.Notification]:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                found = [codec.decode(b, m.Notification) for b in self.bodies]
+                if test(found) or time.monotonic() > deadline:
+                    return found
+                self.arrived.wait(0.1)
+
+
+@dataclass
+class Gateway:
+    base: str
+    api: httpx.Client
+    ca: TestCa
+    store: Store
+    settings: Settings
+    listener: Listener
+    names: Iterator[int]
+
+    def device(self, name: str | None = None, *, max_kw: str = "10") -> tuple[Sep2Client, str]:
+        """A provisioned device (its own certificate, a resource carrying its LFDI and PIN) and its resource id."""
+        name = name or f"dev{next(self.names)}"
+        issued = self.ca.issue(name)
+        lfdi = lfdi_of_certificate(issued.der)
+        resource = {
+            "id": name,
+            "name": f"{name} inverter",
+            "kind": "pv",
+            "owner_id": "ann",
+            "location_id": "site-ann",
+            "ratings": {"max_kw": max_kw},
+            "identities": {"lfdi": lfdi, "ieee2030_5-pin": str(PIN)},
+        }
+        ok(self.api.post("/v1/resources", json=resource))
+        return self.client(issued), name
+
+    def client(self, issued: Issued, pin: int | None = PIN) -> Sep2Client:
+        return Sep2Client(self.base, cert=issued.cert, key=issued.key, ca=self.ca.ca_file, pin=pin)
+
+
+def ok(answer: httpx.Response) -> httpx.Response:
+    assert answer.status_code < 300, f"{answer.request.method} {answer.request.url}: {answer.status_code} {answer.text}"
+    return answer
+
+
+def tls_client(ca: TestCa, issued: Issued, base: str) -> httpx.Client:
+    context = ssl.create_default_context(cafile=str(ca.ca_file))
+    context.load_cert_chain(str(issued.cert), str(issued.key))
+    return httpx.Client(base_url=base, verify=context, timeout=30)
+
+
+def mapping_file(folder: Path) -> Path:
+    base = (mappings_dir() / "ieee2030_5.yaml").read_text(encoding="utf-8").split("\ntariffs:")[0]
+    path = folder / "ieee2030_5.yaml"
+    path.write_text(base + TARIFF, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
+    return TestCa(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def listener(pki: TestCa) -> Iterator[Listener]:
+    issued = pki.issue("localhost", server=True)
+    box = Listener(url="")
+
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        with box.arrived:
+            box.bodies.append(body)
+            box.arrived.notify_all()
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/notify/{rest:path}", receive, methods=["POST"])])
+    tls = server_tls_options(str(issued.cert), str(issued.key), None, require_client=False)
+    with serve_in_thread(app, **tls) as base:  # type: ignore[arg-type]
+        box.url = base.replace("127.0.0.1", "localhost")
+        yield box
+
+
+@pytest.fixture(scope="module")
+def gw(pki: TestCa, listener: Listener, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    folder = tmp_path_factory.mktemp("gw")
+    store = Store(f"sqlite:///{folder / 'gw.db'}")
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'gw.db'}",
+        market_tick_seconds=0,
+        ieee2030_5_mappings=str(mapping_file(folder)),
+        ieee2030_5_notify_ca=str(pki.ca_file),
+        ieee2030_5_notify_backoff=0.05,
+    )
+    server = pki.issue("localhost", server=True)
+    operator = pki.issue("operator")
+    tls = server_tls_options(str(server.cert), str(server.key), str(pki.ca_file), require_client=True)
+    with serve_in_thread(create_app(settings, store=store), **tls) as base:
+        base = base.replace("127.0.0.1", "localhost")
+        with tls_client(pki, operator, base) as api:
+            for path, body in (
+                ("/v1/parties", {"id": "op", "name": "Operator", "roles": ["dmo"]}),
+                ("/v1/parties", {"id": "ann", "name": "Ann", "roles": ["prosumer"]}),
+                ("/v1/locations", {"id": "root", "name": "Substation", "kind": "substation"}),
+                ("/v1/locations", {"id": "site-ann", "name": "Ann", "kind": "service_point", "parent_id": "root"}),
+                ("/v1/markets", {"id": MARKET, "operator_id": "op"}),
+            ):
+                ok(api.post(path, json=body))
+            clearing = Clearing(
+                market_id=MARKET,
+                interval=Interval(start=HOUR, duration=Resolution.HOUR),
+                type=ClearingType.MARGINAL_SELLER,
+                price=Decimal("0.30"),
+                cleared_quantity=Decimal(40),
+                prices={"root": Decimal("0.30"), "site-ann": Decimal("0.1234")},
+                gate_closed_at=HOUR - timedelta(minutes=5),
+            )  # as the market runner stores it
+            store.append(Envelope(payload=clearing, source=Source(protocol="market", peer=MARKET, native_id="c1")))
+            yield Gateway(base, api, pki, store, settings, listener, iter(range(1, 10_000)))
+    store.close()
+
+
+def control(
+    gw: Gateway,
+    control_id: str,
+    resource_id: str,
+    *,
+    priority: int = 0,
+    kind: str = "limit",
+    signal: str = "real_power",
+    unit: str = "percent",
+    value: str = "50",
+    start: int = -60,
+    duration: str = "PT1H",
+    program_id: str | None = None,
+) -> str:
+    """A canonical control through POST /v1/controls; returns the mRID its first period has on the wire."""
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=start)
+    body: dict[str, Any] = {
+        "id": control_id,
+        "targets": {"resource_ids": [resource_id]},
+        "kind": kind,
+        "signal": signal,
+        "unit": unit,
+        "priority": priority,
+        "periods": [{"span": {"start": moment.isoformat(), "duration": duration}, "value": value}],
+    }
+    if program_id:
+        body["program_id"] = program_id
+    ok(gw.api.post("/v1/controls", json=body))
+    return mapper.control_mrid(control_id, 0, PEN)
+
+
+def der_settings(set_max_w: int) -> m.DERSettings:
+    value, power = mapper.scaled(Decimal(set_max_w))
+    return m.DERSettings(
+        setGradW=100, setMaxW=m.ActivePower(multiplier=power, value=value), updatedTime=int(time.time())
+    )
+
+
+def find(view: DeviceView, mrid: str) -> tuple[m.DERProgram, m.DERControl]:
+    for program, found in view.controls():
+        if found.mRID == mrid:
+            return program, found
+    raise AssertionError(f"{mrid} is not in the device's view: {[c.mRID for _p, c in view.controls()]}")
+
+
+def raw(
+    client: Sep2Client, method: str, path: str, body: bytes, content_type: str = codec.MEDIA_TYPE
+) -> httpx.Response:
+    return client.http.request(method, client.url(path), content=body, headers={"Content-Type": content_type})
+
+
+def canonical(gw: Gateway, kind: str, **filters: str) -> list[dict[str, Any]]:
+    return ok(gw.api.get(f"/v1/{kind}", params={"limit": 1000, **filters})).json()
+
+
+# -- a. the flow ---------------------------------------------------------------------------------------------
+
+
+def test_a_provisioned_device_enrols_discovers_its_control_and_its_responses_become_canonical(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        assert client.enrol() == f"/edev/{client.sfdi}"
+        mrid = control(gw, "flow-1", resource)
+        view = client.discover()
+        assert view.end_device.lFDI == client.lfdi and view.registration is not None
+        assert abs(view.time_offset) <= 2
+        program, found = find(view, mrid)
+        assert program.primacy == 0 and program.description == "priority-0"
+        assert found.DERControlBase.opModMaxLimW == 5000  # 50 % in hundredths
+        assert found.EventStatus.currentStatus == 1  # started a minute ago
+        assert found.responseRequired == "03"
+        # the default program is assigned to every device and carries its DefaultDERControl
+        default = next(s.default for s in view.programs if s.program.description == "Utility DER program")
+        assert default is not None
+        assert default.DERControlBase.opModConnect is True and default.DERControlBase.opModMaxLimW == 10000
+        # the correct device answers received and started now, completed at the end (posted here by hand)
+        tracker = ControlTracker(client)
+        sent = tracker.update(view.programs, now=client.now() + 1)
+        assert [s.status for s in sent if s.mrid == mrid] == [1, 2], (sent, view.time_offset, tracker.evaluation)
+        assert (client.respond(found, 3) or "").startswith(f"/edev/{client.sfdi}/rsps/priority-0/rsp/")
+        stored = canonical(gw, "responses", subject_id="flow-1")
+        assert sorted(r["status"] for r in stored) == ["completed", "received", "started"]
+        assert {r["resource_id"] for r in stored} == {resource}
+        # and the device reads its own responses back
+        responses = client.get(found.replyTo or "", m.ResponseList, params={"s": 0, "l": 10})
+        assert [r.status for r in responses.Response or []][-3:] == [1, 2, 3]
+
+
+def test_a_higher_precedence_control_supersedes_the_same_mode_only(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        older = control(gw, "sup-old", resource, priority=5, start=-120)
+        other_mode = control(
+            gw, "sup-connect", resource, priority=5, kind="connect", signal="connect", unit="boolean", value="1"
+        )
+        newer = control(gw, "sup-new", resource, priority=0, start=-30)
+        view = client.discover()
+        statuses = {mr: c.EventStatus for _p, c in view.controls() for mr in [c.mRID]}
+        assert statuses[older].currentStatus == 4
+        assert statuses[newer].currentStatus == 1
+        assert statuses[other_mode].currentStatus == 1  # opModConnect is not set by the newer control
+        # the engine-driven device answers 7 (superseded) to the old one
+        tracker = ControlTracker(client)
+        sent = [(s.mrid, s.status) for s in tracker.update(view.programs, now=client.now() + 1)]
+        assert (older, 7) in sent and (newer, 2) in sent and (other_mode, 2) in sent
+        active = {c.mRID for state in view.programs for c in state.active}
+        assert older not in active and {newer, other_mode} <= active
+
+
+def test_a_cancelled_control_stays_listed_as_cancelled(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        mrid = control(gw, "cancel-me", resource, start=600)
+        assert find(client.discover(), mrid)[1].EventStatus.currentStatus == 0
+        ok(gw.api.post("/v1/controls/cancel-me/cancel"))
+        view = client.discover()
+        _program, found = find(view, mrid)
+        assert found.EventStatus.currentStatus == 2
+        tracker = ControlTracker(client)
+        assert [(s.mrid, s.status) for s in tracker.update(view.programs, now=client.now() + 1)] == [
+            (mrid, 1),
+            (mrid, 6),
+        ]
+
+
+def test_a_response_opting_out_becomes_a_canonical_override(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        mrid = control(gw, "opt-out", resource)
+        view = client.discover()
+        _program, found = find(view, mrid)
+        assert client.acknowledge(view) == 1 and client.acknowledge(view) == 0  # once per control
+        assert canonical(gw, "overrides", subject_id="opt-out") == []
+        client.respond(found, 4)
+        [override] = canonical(gw, "overrides", subject_id="opt-out")
+        assert override["mode"] == "opt_out" and override["resource_id"] == resource
+        assert sorted(r["status"] for r in canonical(gw, "responses", subject_id="opt-out")) == [
+            "opted_out",
+            "received",
+        ]
+
+
+def test_an_operating_envelope_is_a_csip_aus_control_in_the_doe_program(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+        envelope = {
+            "id": "doe-1",
+            "location_id": "site-ann",
+            "resource_id": resource,
+            "periods": [
+                {
+                    "span": {"start": start.isoformat(), "duration": "PT30M"},
+                    "import_limit_kw": "7",
+                    "export_limit_kw": "1.5",
+                }
+            ],
+        }
+        ok(gw.api.post("/v1/operating-envelopes", json=envelope))
+        view = client.discover()
+        [(program, found)] = [(p, c) for p, c in view.controls() if p.description == "Dynamic operating envelopes"]
+        assert program.primacy == 5
+        base = found.DERControlBase
+        assert base.opModExpLimW is not None and base.opModImpLimW is not None
+        assert mapper.kw_of(base.opModExpLimW) == Decimal("1.5") and mapper.kw_of(base.opModImpLimW) == 7
+        assert found.interval.duration == 1800
+        client.respond(found, 1)
+        [response] = canonical(gw, "responses", subject_id="doe-1")
+        assert response["subject"]["kind"] == "operating_envelope"
+
+
+# -- b. bad input -------------------------------------------------------------------------------------------------
+
+
+def refused(answer: httpx.Response, status: int) -> str:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith(codec.MEDIA_TYPE)
+    assert isinstance(codec.decode(answer.content), m.Error)
+    reason = answer.headers.get("X-Error-Reason", "")
+    assert reason
+    return reason
+
+
+@pytest.fixture(scope="module")
+def enrolled(gw: Gateway) -> Iterator[tuple[Sep2Client, str, DeviceView]]:
+    client, resource = gw.device()
+    mrid = control(gw, "bad-input", resource)
+    with client:
+        yield client, mrid, client.discover()
+
+
+def test_b_malformed_xml_and_wrong_media_type_are_400_with_an_error_body(
+    enrolled: tuple[Sep2Client, str, DeviceView],
+) -> None:
+    client, _mrid, _view = enrolled
+    refused(raw(client, "POST", "/edev", b"<EndDevice xmlns='urn:ieee:std:2030.5:ns'><sFDI>"), 400)
+    good = codec.encode(m.EndDevice(sFDI=client.sfdi, lFDI=client.lfdi, changedTime=0))
+    assert "Content-Type" in refused(raw(client, "POST", "/edev", good, "application/xml"), 400)
+    assert "EndDevice" in refused(raw(client, "POST", "/edev", codec.encode(m.Error(reasonCode=0))), 400)
+
+
+def test_b_an_oversized_body_is_413(enrolled: tuple[Sep2Client, str, DeviceView]) -> None:
+    client, _mrid, _view = enrolled
+    body = b"<EndDevice xmlns='urn:ieee:std:2030.5:ns'>" + b" " * (65 * 1024) + b"</EndDevice>"
+    refused(raw(client, "POST", "/edev", body), 413)
+
+
+def test_b_an_unknown_certificate_and_another_devices_paths_are_403(
+    gw: Gateway, enrolled: tuple[Sep2Client, str, DeviceView]
+) -> None:
+    client, _mrid, _view = enrolled
+    stranger = gw.client(gw.ca.issue("stranger"))
+    with stranger, pytest.raises(Sep2ClientError) as caught:
+        stranger.discover()
+    assert caught.value.status == 403 and "not registered" in (caught.value.reason or "")
+    other, _resource = gw.device()
+    with other:
+        refused(client.http.get(client.url(f"/edev/{other.sfdi}")), 403)
+        refused(client.http.get(client.url(f"/edev/{other.sfdi}/derp")), 403)
+        sub = m.Subscription(
+            subscribedResource=f"/edev/{other.sfdi}/derp",
+            encoding=0,
+            level="-S1",
+            limit=1,
+            notificationURI="https://x/",
+        )
+        refused(raw(client, "POST", f"/edev/{other.sfdi}/sub", codec.encode(sub)), 403)
+
+
+def test_b_a_wrong_pin_is_an_error_the_device_reports(gw: Gateway) -> None:
+    issued = gw.ca.issue("pin-check")
+    lfdi = lfdi_of_certificate(issued.der)
+    resource = {"id": "pin-check", "name": "p", "kind": "pv", "owner_id": "ann", "location_id": "site-ann"}
+    ok(gw.api.post("/v1/resources", json={**resource, "identities": {"lfdi": lfdi, "ieee2030_5-pin": "222220"}}))
+    with gw.client(issued) as client, pytest.raises(Sep2ClientError, match="PIN 222220"):
+        client.discover()
+
+
+def test_b_foreign_identities_in_bodies_are_403(enrolled: tuple[Sep2Client, str, DeviceView]) -> None:
+    client, mrid, view = enrolled
+    foreign = "0" * 40
+    body = codec.encode(m.EndDevice(sFDI=sfdi_of_lfdi(foreign), lFDI=foreign, changedTime=0))
+    refused(raw(client, "POST", "/edev", body), 403)
+    _program, found = find(view, mrid)
+    response = m.DERControlResponse(createdDateTime=0, endDeviceLFDI=foreign, status=1, subject=mrid)
+    refused(raw(client, "POST", found.replyTo or "", codec.encode(response)), 403)
+
+
+def test_b_a_response_to_an_unknown_subject_is_400_and_stores_nothing(
+    gw: Gateway, enrolled: tuple[Sep2Client, str, DeviceView]
+) -> None:
+    client, mrid, view = enrolled
+    _program, found = find(view, mrid)
+    before = len(canonical(gw, "responses"))
+    unknown = "ABCDEF" * 5 + "AB"
+    response = m.DERControlResponse(
+        createdDateTime=int(time.time()), endDeviceLFDI=client.lfdi, status=1, subject=unknown
+    )
+    assert unknown in refused(raw(client, "POST", found.replyTo or "", codec.encode(response)), 400)
+    assert len(canonical(gw, "responses")) == before
+
+
+# -- c. subscriptions --------------------------------------------------------------------------------------
+
+
+def test_c_a_subscriber_is_notified_of_a_new_control_without_polling(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        first = control(gw, "sub-1", resource, priority=7)
+        view = client.discover()
+        program, _found = find(view, first)
+        assert program.DERControlListLink is not None
+        subscribed = program.DERControlListLink.href
+        location = client.subscribe(subscribed, f"{gw.listener.url}/notify/{client.sfdi}")
+        assert location.startswith(f"/edev/{client.sfdi}/sub/")
+        second = control(gw, "sub-2", resource, priority=7, start=300)
+
+        def has_second(found: list[m.Notification]) -> bool:
+            return any(
+                n.subscribedResource == subscribed
+                and isinstance(n.Resource, m.DERControlList)
+                and second in {c.mRID for c in n.Resource.DERControl or []}
+                for n in found
+            )
+
+        notifications = gw.listener.wait_for(has_second)
+        assert has_second(notifications), "no Notification with the new control arrived (and no request was made)"
+        [notification] = [n for n in notifications if n.subscribedResource == subscribed]
+        assert notification.subscriptionURI == location and notification.status == 0
+
+
+# -- d. restart -------------------------------------------------------------------------------------------------
+
+
+def test_d_a_restarted_server_keeps_settings_subscriptions_and_mirrors(gw: Gateway, tmp_path: Path) -> None:
+    settings = dataclasses.replace(gw.settings, database_url=f"sqlite:///{tmp_path / 'restart.db'}")
+    server = gw.ca.issue("localhost", server=True)
+    issued = gw.ca.issue("restart-dev")
+    lfdi = lfdi_of_certificate(issued.der)
+    tls = server_tls_options(str(server.cert), str(server.key), str(gw.ca.ca_file), require_client=True)
+    resource = {
+        "id": "restart-dev",
+        "name": "r",
+        "kind": "pv",
+        "owner_id": "ann",
+        "location_id": "site-ann",
+        "identities": {"lfdi": lfdi, "ieee2030_5-pin": str(PIN)},
+    }
+    with serve_in_thread(create_app(settings), **tls) as base:
+        base = base.replace("127.0.0.1", "localhost")
+        with tls_client(gw.ca, issued, base) as api:
+            ok(api.post("/v1/parties", json={"id": "ann", "name": "Ann", "roles": ["prosumer"]}))
+            ok(api.post("/v1/locations", json={"id": "site-ann", "name": "Ann", "kind": "service_point"}))
+            ok(api.post("/v1/resources", json=resource))
+        with Sep2Client(base, cert=issued.cert, key=issued.key, ca=gw.ca.ca_file) as client:
+            client.discover()
+            client.put_der_settings(der_settings(8000))
+            location = client.subscribe(f"/edev/{client.sfdi}/derp", f"{gw.listener.url}/notify/restart")
+            mup = client.mirror(client.mirror_usage_point("0123456789ABCDEF0123456789ABCDEF"))
+    with serve_in_thread(create_app(settings), **tls) as base:
+        base = base.replace("127.0.0.1", "localhost")
+        with Sep2Client(base, cert=issued.cert, key=issued.key, ca=gw.ca.ca_file) as client:
+            client.discover()
+            der = client.der()
+            assert der.DERSettingsLink is not None
+            settings_back = client.get(der.DERSettingsLink.href, m.DERSettings)
+            assert mapper.unscaled(settings_back.setMaxW.value, settings_back.setMaxW.multiplier) == 8000
+            subscription = client.get(location, m.Subscription)
+            assert subscription.subscribedResource == f"/edev/{client.sfdi}/derp"
+            mirror = client.get(mup, m.MirrorUsagePoint)
+            assert mirror.mRID == "0123456789ABCDEF0123456789ABCDEF" and mirror.deviceLFDI == lfdi
+
+
+# -- e. settings, metering, paging, pricing ------------------------------------------------------------------
+
+
+def test_e_a_kw_limit_is_a_share_of_the_setmaxw_the_device_reports(gw: Gateway) -> None:
+    client, resource = gw.device(max_kw="10")
+    with client:
+        mrid = control(gw, "kw-limit", resource, unit="kW", value="3")
+        assert find(client.discover(), mrid)[1].DERControlBase.opModMaxLimW == 3000  # 3 of 10 kW (rating)
+        client.put_der_settings(der_settings(4000))
+        assert find(client.discover(), mrid)[1].DERControlBase.opModMaxLimW == 7500  # 3 of 4 kW (setMaxW)
+
+
+def test_e_mirrored_power_becomes_a_canonical_delivery(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        client.discover()
+        start = (int(time.time()) // 300 - 3) * 300
+        mup = client.mirror_usage_point("00000000000000000000000000ABCDEF")
+        readings = [average_power_reading("A1", start, 300, 2500), average_power_reading("A2", start + 300, 300, -1200)]
+        client.mirror(mup, readings)
+        deliveries = {d["interval"]["start"][:19]: d for d in canonical(gw, "deliveries", resource_id=resource)}
+        first = deliveries[datetime.fromtimestamp(start, UTC).isoformat()[:19]]
+        second = deliveries[datetime.fromtimestamp(start + 300, UTC).isoformat()[:19]]
+        assert Decimal(first["quantity"]) == Decimal("2.5") and Decimal(second["quantity"]) == Decimal("-1.2")
+        with pytest.raises(Sep2ClientError) as caught:  # 7 minutes is not a market interval
+            client.mirror(mup, [average_power_reading("A3", start, 420, 100)])
+        assert caught.value.status == 400 and "420" in (caught.value.reason or "")
+
+
+def test_e_control_lists_page_with_s_and_l(gw: Gateway) -> None:
+    client, resource = gw.device()
+    with client:
+        mrids = {control(gw, f"page-{i}", resource, priority=9, start=600 + i * 3600) for i in range(5)}
+        view = client.discover()
+        program, _found = find(view, next(iter(mrids)))
+        href = program.DERControlListLink.href if program.DERControlListLink else ""
+        pages = [client.get(href, m.DERControlList, params={"s": s, "l": 2}) for s in (0, 2, 4, 6)]
+        assert [p.all for p in pages] == [5, 5, 5, 5] and [p.results for p in pages] == [2, 2, 1, 0]
+        seen = [c.mRID for p in pages for c in p.DERControl or []]
+        assert set(seen) == mrids and len(seen) == 5
+        assert [c.interval.start for p in pages for c in p.DERControl or []] == sorted(
+            c.interval.start for p in pages for c in p.DERControl or []
+        )
+        assert {c.mRID for _p, c in view.controls()} >= mrids  # the client paged through them all
+        refused(client.http.get(client.url(href), params={"s": "x"}), 400)
+
+
+def test_e_the_cleared_price_at_the_devices_site_is_a_time_tariff_interval(gw: Gateway) -> None:
+    client, _resource = gw.device()
+    with client:
+        view = client.discover()
+        [tariff] = view.tariffs
+        assert tariff.profile.currency == 840 and tariff.profile.pricePowerOfTenMultiplier == -4
+        assert client.prices(view) == [(int(HOUR.timestamp()), 3600, Decimal("0.1234"))]
+
+
+# -- f. units -----------------------------------------------------------------------------------------------------
+
+
+def test_f_sfdi_of_the_standards_example() -> None:
+    lfdi = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"
+    assert sfdi_of_lfdi(lfdi) == 167261211391
+    assert sfdi_is_valid(167261211391) and not sfdi_is_valid(167261211392)
+
+
+def test_f_time_knows_daylight_saving_in_los_angeles() -> None:
+    dst_start = int(datetime(2026, 3, 8, 10, tzinfo=UTC).timestamp())
+    fields = time_fields(dst_start + 3600, "America/Los_Angeles")
+    assert fields.dst_start == dst_start
+    assert fields.tz_offset == -8 * 3600 and fields.dst_offset == 3600
+    assert fields.local_time == dst_start + 3600 - 7 * 3600
+
+
+def test_f_a_bad_mapping_entry_is_named(tmp_path: Path) -> None:
+    text = (mappings_dir() / "ieee2030_5.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("encoding: signed_percent", "encoding: signed_percnt"), encoding="utf-8")
+    with pytest.raises(TableError, match=r"bad\.yaml: controls\.2\.encoding"):
+        load_table(bad)
+
+
+@given(st.decimals(min_value=-(10**9), max_value=10**9, places=3, allow_nan=False, allow_infinity=False))
+def test_f_scaled_is_exact_whenever_16_bits_allow_it(value: Decimal) -> None:
+    integer, power = mapper.scaled(value)
+    assert -32768 <= integer <= 32767
+    back = mapper.unscaled(integer, power)
+    digits = value.normalize().as_tuple().digits
+    if len(digits) <= 4 or abs(int("".join(map(str, digits)))) <= 32767:
+        assert back == value
+    else:
+        assert abs(back - value) <= Decimal(10) ** power / 2
+
+
+def tgw(*args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args, "-"], input=data, capture_output=True, timeout=60, check=False
+    )
+
+
+def test_f_translate_a_der_control_to_canonical_and_back() -> None:
+    now = 1_780_000_000
+    der = m.DERControl(
+        mRID="0123456789ABCDEF0123456789ABCDEF",
+        description="curtail",
+        creationTime=now,
+        EventStatus=m.EventStatus(currentStatus=0, dateTime=now, potentiallySuperseded=False),
+        interval=m.DateTimeInterval(start=now + 3600, duration=1800),
+        DERControlBase=m.DERControlBase(opModFixedW=-2500),
+    )
+    there = tgw("translate", "--from", "ieee2030_5", "--to", "canonical", data=codec.encode(der))
+    assert there.returncode == 0, there.stderr.decode()
+    assert b"setpoint" in there.stdout and b"-25" in there.stdout
+    back = tgw("translate", "--from", "canonical", "--to", "ieee2030_5", data=there.stdout)
+    assert back.returncode == 0, back.stderr.decode()
+    found = codec.decode(back.stdout)
+    controls = found.DERControl if isinstance(found, m.DERControlList) else [found]
+    [again] = [c for c in controls if isinstance(c, m.DERControl)]
+    assert again.DERControlBase.opModFixedW == -2500
+    assert (again.interval.start, again.interval.duration) == (now + 3600, 1800)
+    refused_ = tgw(
+        "translate", "--from", "ieee2030_5", "--to", "canonical", data=codec.encode(m.DeviceCapability(href="/dcap"))
+    )
+    assert refused_.returncode == 1 and refused_.stderr
