@@ -193,6 +193,11 @@ SUITES: dict[str, Suite] = {
     for suite in (
         Suite("openadr2b-vtn", "OpenADR 2.0b VTN (the harness plays a VEN)", "conformance.openadr2b_vtn"),
         Suite("cim-model", "CIM network model: a file, CGMES folder or zip (target: path)", "conformance.cim_model"),
+        Suite(
+            "ieee2030_5-server",
+            "IEEE 2030.5 (CSIP) server (the harness plays a DER client with --cert)",
+            "conformance.ieee2030_5_server",
+        ),
     )
 }
 

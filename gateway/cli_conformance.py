@@ -77,11 +77,30 @@ def run(
         bool, typer.Option(help="The DUT has events for the harness: fail, rather than skip, cases needing one.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.")] = 10.0,
+    pin: Annotated[str | None, typer.Option(help="The PIN provisioned for the device (2030.5 server suite).")] = None,
+    alt_cert: Annotated[
+        str | None, typer.Option(help="A second client certificate the DUT does not know (2030.5); must be refused.")
+    ] = None,
+    alt_key: Annotated[str | None, typer.Option(help="Private key (PEM) of --alt-cert.")] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the harness's HTTPS notification listener (2030.5).")
+    ] = None,
+    listen_cert: Annotated[str | None, typer.Option(help="The listener's certificate (default: --cert).")] = None,
+    listen_key: Annotated[str | None, typer.Option(help="The listener's key (default: --key).")] = None,
+    expect_notification: Annotated[
+        bool, typer.Option(help="2030.5: the operator changes the device's controls while the harness waits.")
+    ] = False,
 ) -> None:
     """Run SUITE against --target with live progress; exit 0 only when every required case passed."""
     if (cert is None) != (key is None):
         raise _usage_error("--cert and --key go together")
+    if alt_cert is not None and alt_key is None:
+        raise _usage_error("--alt-cert needs --alt-key")
     options = {"ven_name": ven_name, "expect_events": "true" if expect_events else ""}
+    extra = {"pin": pin, "alt_cert": alt_cert, "alt_key": alt_key, "listen": listen}
+    extra |= {"listen_cert": listen_cert, "listen_key": listen_key}
+    options |= {name: value for name, value in extra.items() if value is not None}
+    options["expect_notification"] = "true" if expect_notification else ""
     dut = Target(target, cert=cert, key=key, ca=ca, timeout=timeout, options=options)
     ids = [i for i in only.split(",") if i.strip()] if only else None
     with Progress(
