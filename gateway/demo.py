@@ -26,6 +26,7 @@ from rich.tree import Tree
 from gateway.api import create_app
 from gateway.api.server import serve_in_thread
 from gateway.config import Settings
+from gateway.demo_der import smart_inverter
 from gateway.demo_ei import IDENTITIES as EI_IDENTITIES
 from gateway.demo_ei import report_position, tender_peak
 from gateway.demo_ieee13 import write_ieee13
@@ -337,6 +338,7 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
         clear_and_settle(http, console, MARKET, MARKET_ZONE, peak, [FEEDER, SUBSTATION_TRANSFORMER, SMALL_TRANSFORMER])
         report_position(http, console, the_market, peak)
         legacy_ven(console, base_url, http)
+        smart_inverter(console, workdir, database_url, http, MARKET, MARKET_ZONE)
 
         health = http.get("/health").json()
         stored_locations = http.get("/v1/locations", params={"limit": 1000}).json()
