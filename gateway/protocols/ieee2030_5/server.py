@@ -104,7 +104,8 @@ class Sep2Server(DeviceState):
             self._render_for(), retries=table.server.notification_retries, tls=notify_tls, first_backoff=notify_backoff
         )
         self._posted: dict[str, _Posted] = {}
-        self._responses: dict[tuple[str, str], deque[m.DERControlResponse]] = {}
+        # (lfdi, program) -> href -> Response, oldest first (dicts keep insertion order; a set-like lookup per POST)
+        self._responses: dict[tuple[str, str], dict[str, m.DERControlResponse]] = {}
         self._notified_version = -1
         self._pruned_at = time.monotonic()
         self._subscriptions_loaded = False
@@ -199,7 +200,7 @@ class Sep2Server(DeviceState):
         return list(self.posted(lfdi).log)
 
     def responses(self, lfdi: str, program_id: str) -> list[m.DERControlResponse]:
-        return list(self._responses.get((lfdi, program_id), ()))
+        return list(self._responses.get((lfdi, program_id), {}).values())
 
     def mirror_usage_points(self, lfdi: str) -> list[m.MirrorUsagePoint]:
         return [self.posted(lfdi).mups[k] for k in sorted(self.posted(lfdi).mups)]
@@ -317,9 +318,11 @@ class Sep2Server(DeviceState):
     def keep_response(self, device: Device, program_id: str, response: m.DERControlResponse) -> None:
         """List a stored Response in the device's ResponseList (memory: the last RESPONSES_KEPT per program).
         Only after it was stored, so that a refused Response never shows there."""
-        ring = self._responses.setdefault((device.lfdi, program_id), deque(maxlen=RESPONSES_KEPT))
-        if all(kept.href != response.href for kept in ring):
-            ring.append(response)
+        ring = self._responses.setdefault((device.lfdi, program_id), {})
+        if response.href not in ring:
+            ring[response.href or ""] = response
+            if len(ring) > RESPONSES_KEPT:
+                del ring[next(iter(ring))]
 
     def post_subscription(self, device: Device, subscription: Any) -> SubscriptionRecord:
         posted = self.posted(device.lfdi)
