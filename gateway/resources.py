@@ -8,6 +8,12 @@ top-level folders directly. Code never builds these paths itself: it asks here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Table = TypeVar("Table", bound=BaseModel)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -29,3 +35,17 @@ def schemas_dir() -> Path:
 
 def mappings_dir() -> Path:
     return data_dir("mappings")
+
+
+def read_mapping(path: Path, model: type[Table], error: type[ValueError]) -> Table:
+    """Read a protocol's mapping file (YAML) into its checked table model; ``error`` names the file and the entry
+    at fault in one line (the operator edits these files, so that is the message they need)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return model.model_validate(raw)
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"cannot read {path}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise error(f"{path}: {where}: {first['msg']}") from exc

@@ -21,7 +21,6 @@ from typing import Any
 
 from gateway.model import (
     Control,
-    ControlKind,
     ControlPeriod,
     ControlTargets,
     CurvePoint,
@@ -308,7 +307,7 @@ def der_control_to_controls(
                 targets=targets,
                 kind=mapping.kind,
                 signal=mapping.signal,
-                unit=_inbound_unit(mapping),
+                unit=mapping.unit,
                 periods=[period],
                 priority=primacy,
                 randomize_start=timedelta(seconds=abs(control.randomizeStart or 0)),
@@ -318,10 +317,6 @@ def der_control_to_controls(
             )
         )
     return controls
-
-
-def _inbound_unit(mapping: OpModMapping) -> Any:
-    return mapping.unit
 
 
 def _period_of(
@@ -415,7 +410,3 @@ def response_to_canonical(
         span=TimeSpan(start=start, duration=facts.span.end - start),
     )
     return canonical, override
-
-
-def control_kind_is_curve(control: Control) -> bool:
-    return control.kind is ControlKind.CURVE

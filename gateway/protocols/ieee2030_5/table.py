@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gateway.model import ControlKind, ControlSignal, ControlUnit
 from gateway.model.base import Identifier
-from gateway.resources import mappings_dir
+from gateway.resources import mappings_dir, read_mapping
 
 
 class TableError(ValueError):
@@ -137,33 +135,12 @@ class MappingTable(_Strict):
     def envelope_program(self) -> Program | None:
         return next((p for p in self.programs if p.envelopes), None)
 
-    def curve_mapping(self, curve_type: int) -> OpModMapping | None:
-        return next((m for m in self.controls if m.curve_type == curve_type), None)
-
-    @property
-    def understood_opmods(self) -> frozenset[str]:
-        return frozenset(self._inbound)
-
 
 def load_table(path: Path | None = None) -> MappingTable:
     """Read and check a mapping file (the installed one by default)."""
-    path = path or mappings_dir() / "ieee2030_5.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return MappingTable.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise TableError(f"cannot read {path}: {exc}") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise TableError(f"{path}: {where}: {first['msg']}") from exc
+    return read_mapping(path or mappings_dir() / "ieee2030_5.yaml", MappingTable, TableError)
 
 
 @functools.cache
 def default_table() -> MappingTable:
     return load_table()
-
-
-def percent_hundredths(value: Decimal) -> int:
-    """A canonical percent as PerCent/SignedPerCent on the wire (hundredths of a percent), rounded half-even."""
-    return int((value * 100).to_integral_value())

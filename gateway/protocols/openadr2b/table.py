@@ -15,12 +15,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gateway.model import ControlKind, ControlSignal, ControlUnit
 from gateway.model.base import Identifier
-from gateway.resources import mappings_dir
+from gateway.resources import mappings_dir, read_mapping
 
 
 class TableError(ValueError):
@@ -149,16 +148,7 @@ class MappingTable(_Strict):
 
 def load_table(path: Path | None = None) -> MappingTable:
     """Read and check a mapping file (the installed one by default)."""
-    path = path or mappings_dir() / "openadr2b.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return MappingTable.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise TableError(f"cannot read {path}: {exc}") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise TableError(f"{path}: {where}: {first['msg']}") from exc
+    return read_mapping(path or mappings_dir() / "openadr2b.yaml", MappingTable, TableError)
 
 
 @functools.cache
