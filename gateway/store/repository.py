@@ -461,6 +461,16 @@ class Store:
         with self.engine.connect() as conn:
             return {name: json.loads(body) for name, body in conn.execute(query.order_by(t.c.name)).all()}
 
+    def prefixed_state(self, protocol: str, prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(peer, name, record) for every record of ``protocol`` whose name starts with ``prefix``, every peer
+        (the 2030.5 server loads all subscriptions, ``sub/<id>``, at start)."""
+        t = adapter_state
+        query = select(t.c.peer, t.c.name, t.c.body).where(
+            t.c.protocol == protocol, t.c.name.startswith(prefix, autoescape=True)
+        )
+        with self.engine.connect() as conn:
+            return [(peer, name, json.loads(body)) for peer, name, body in conn.execute(query).all()]
+
     def put_state(self, protocol: str, peer: str, name: str, record: dict[str, Any] | None) -> None:
         """Replace (or, with None, delete) an adapter's record, durably before returning."""
         t = adapter_state

@@ -128,21 +128,9 @@ class Sep2Server(DeviceState):
                 self.notifier.check()
 
     def _load_subscriptions(self) -> None:
-        for _lfdi, record in self._all_subscription_state():
-            self.notifier.add(record, notify_now=False)
+        for _lfdi, _name, body in self.store.prefixed_state(PROTOCOL, "sub/"):
+            self.notifier.add(SubscriptionRecord(**body), notify_now=False)
         self._subscriptions_loaded = True
-
-    def _all_subscription_state(self) -> list[tuple[str, SubscriptionRecord]]:
-        from sqlalchemy import select
-
-        from gateway.store.tables import adapter_state as t
-
-        query = select(t.c.peer, t.c.body).where(t.c.protocol == PROTOCOL, t.c.name.startswith("sub/"))
-        import json
-
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [(peer, SubscriptionRecord(**json.loads(body))) for peer, body in rows]
 
     def device_of(self, lfdi: str) -> Device | None:
         return self.index.device(lfdi)
