@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from certs import Issued, TestCa
 from fastapi import FastAPI
 
 from gateway.api import create_app
@@ -39,7 +40,6 @@ from gateway.protocols.ieee2030_5.client import ControlTracker, Sep2Client, Sep2
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate
 from gateway.resources import mappings_dir
 from gateway.store import Store
-from tests.certs import Issued, TestCa
 
 PIN = 111115
 MARKET = "m-client"

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from certs import Issued, TestCa
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -50,7 +51,6 @@ from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate, sfdi_is_v
 from gateway.protocols.ieee2030_5.table import TableError, load_table
 from gateway.resources import mappings_dir
 from gateway.store import Store
-from tests.certs import Issued, TestCa
 
 PIN = 111115
 PEN = 32473
