@@ -490,6 +490,28 @@ def test_c_a_subscriber_is_notified_of_a_new_control_without_polling(gw: Gateway
         assert notification.subscriptionURI == location and notification.status == 0
 
 
+def test_c_a_subscriber_is_notified_when_a_control_becomes_active_with_time(gw: Gateway) -> None:
+    """Nothing is stored when a control's start passes, yet its status changes: the server's clock notices."""
+    client, resource = gw.device()
+    with client:
+        soon = control(gw, "sub-soon", resource, priority=8, start=3)
+        view = client.discover()
+        program, found = find(view, soon)
+        assert found.EventStatus.currentStatus == 0 and program.DERControlListLink is not None
+        subscribed = program.DERControlListLink.href
+        client.subscribe(subscribed, f"{gw.listener.url}/notify/{client.sfdi}")
+
+        def active(found: list[m.Notification]) -> bool:
+            return any(
+                n.subscribedResource == subscribed
+                and isinstance(n.Resource, m.DERControlList)
+                and any(c.mRID == soon and c.EventStatus.currentStatus == 1 for c in n.Resource.DERControl or [])
+                for n in found
+            )
+
+        assert active(gw.listener.wait_for(active, timeout=15)), "no Notification when the control became active"
+
+
 # -- d. restart -------------------------------------------------------------------------------------------------
 
 

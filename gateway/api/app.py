@@ -168,6 +168,17 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         # Load the index and the subscriptions now: loaded by the first change, they would take that change as
         # what devices already saw, and its Notification would never be sent.
         await app.state.sep2.fresh()
+
+        async def sep2_clock() -> None:
+            """Statuses change with time too (a control starts or ends): look once a second, cheaply."""
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    await app.state.sep2.on_clock()
+                except Exception:  # a failing check must not end the loop; the next second tries again
+                    log.exception("2030.5 time-driven notification check failed")
+
+        sep2_clock_task = asyncio.get_running_loop().create_task(sep2_clock(), name="sep2-clock")
         app.state.scheduler = None
         if settings.market_tick_seconds > 0:
             app.state.scheduler = CallAuctionScheduler(
@@ -198,6 +209,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             if app.state.mqtt is not None:
                 await app.state.mqtt.stop()
             await app.state.oadr_pusher.stop()
+            sep2_clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sep2_clock_task
             await app.state.sep2.notifier.close()
             await app.state.bus.close()
             if own_store:

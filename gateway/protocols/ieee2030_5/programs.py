@@ -62,6 +62,12 @@ class ScheduleBook:
         self._lock = threading.Lock()
         self.skipped_total = 0
 
+    def expired(self, lfdi: str, now: int) -> bool:
+        """Whether the device's cached schedule has passed a start or end (its statuses may have changed); a device
+        never rendered has nothing a subscriber saw."""
+        cached = self._cache.get(lfdi)
+        return cached is not None and now >= cached.valid_until
+
     def forget(self, lfdi: str) -> None:
         with self._lock:
             self._cache.pop(lfdi, None)

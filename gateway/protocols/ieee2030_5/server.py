@@ -127,6 +127,15 @@ class Sep2Server(DeviceState):
             if self.notifier.subscriptions:
                 self.notifier.check()
 
+    async def on_clock(self) -> int:
+        """Notify the subscribers of devices whose controls changed status with time (a control became active or
+        ended): the schedule cache knows each device's next start or end, so only those devices are rendered
+        again. Returns how many notifications were scheduled."""
+        await self.fresh()
+        now = self.now()
+        due = [r for r in self.notifier.subscriptions.values() if self.book.expired(r.lfdi, now)]
+        return self.notifier.check(due) if due else 0
+
     def _load_subscriptions(self) -> None:
         for _lfdi, _name, body in self.store.prefixed_state(PROTOCOL, "sub/"):
             self.notifier.add(SubscriptionRecord(**body), notify_now=False)
