@@ -24,6 +24,7 @@ import asyncio
 import os
 import secrets
 import socket
+import sqlite3
 import ssl
 import statistics
 import subprocess
@@ -120,6 +121,16 @@ class Server:
     name: str
     process: subprocess.Popen[bytes]
     base: str
+    database: Path | None = None  # tgw's SQLite file: what the POSTs stored
+
+
+def stored_responses(database: Path) -> tuple[int, int]:
+    """(canonical Responses in the log, commits that wrote them): rows of one commit share its stored_at."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        count, commits = conn.execute(
+            "SELECT count(*), count(DISTINCT stored_at) FROM messages WHERE kind = 'response'"
+        ).fetchone()
+    return int(count), int(commits)
 
 
 # -- set-up ----------------------------------------------------------------------------------------------------
@@ -222,7 +233,7 @@ def start_tgw(name: str, url: str, pki: dict[str, str], core: int) -> tuple[Serv
         stderr=subprocess.DEVNULL,
         preexec_fn=lambda: os.sched_setaffinity(0, {core}),
     )
-    return Server(name, process, f"https://127.0.0.1:{port}"), port
+    return Server(name, process, f"https://127.0.0.1:{port}", Path(url.removeprefix("sqlite:///"))), port
 
 
 def start_script(name: str, code: str, folder: Path, body: bytes, pki: dict[str, str], core: int) -> Server:
@@ -240,6 +251,16 @@ def start_script(name: str, code: str, folder: Path, body: bytes, pki: dict[str,
     )
     wait_for_port(port, process)
     return Server(name, process, f"https://127.0.0.1:{port}")
+
+
+def first_answer(server: Server, port: int, device: DeviceCert, path: str, launched: float) -> tuple[float, float]:
+    """Seconds from launching the server to its port listening, and to its first answer to a device (which loads
+    the index of devices and controls, if starting up has not)."""
+    wait_for_port(port, server.process)
+    listening = time.perf_counter() - launched
+    with httpx.Client(base_url=server.base, verify=device.context, timeout=300) as client:
+        client.get(path).raise_for_status()
+    return listening, time.perf_counter() - launched
 
 
 def peak_rss_mb(pid: int) -> tuple[float, float]:
@@ -317,11 +338,12 @@ async def hammer(
     ]
     done = 0
     failures = 0
+    answered = 0  # every expected status, the first request of each connection included
     latencies: list[float] = []
     expected = 200 if method == "GET" else 201
 
     async def one(n: int) -> None:
-        nonlocal failures
+        nonlocal failures, answered
         session = sessions[n]
         if method == "GET":
             async with session.get(plan.derc[n]) as answer:
@@ -333,6 +355,8 @@ async def hammer(
                 await answer.read()
         if answer.status != expected:
             failures += 1
+        else:
+            answered += 1
 
     async def client(n: int, stop: float) -> None:
         nonlocal done
@@ -343,14 +367,13 @@ async def hammer(
 
     try:
         await asyncio.gather(*(one(n) for n in range(len(devices))))  # handshakes, first answers
-        failures = 0
         started = time.perf_counter()
         await asyncio.gather(*(client(n, started + seconds) for n in range(len(devices))))
         elapsed = time.perf_counter() - started
     finally:
         for session in sessions:
             await session.close()
-    return done / elapsed, failures, latencies
+    return done / elapsed, failures, latencies, answered
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -359,10 +382,21 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def run(server: Server, devices: list[DeviceCert], plan: Plan, method: str, seconds: float, **kw: object) -> tuple:
-    rate, failures, latencies = asyncio.run(hammer(server.base, devices, plan, method, seconds, **kw))  # type: ignore[arg-type]
+    """(requests/s, latencies, what was stored): for a POST to tgw, checks that each 201 stored a new Response (a
+    duplicate: none beyond the first time each device posts it) and gives (Responses stored, commits)."""
+    before = stored_responses(server.database) if server.database and method == "POST" else None
+    rate, failures, latencies, answered = asyncio.run(hammer(server.base, devices, plan, method, seconds, **kw))  # type: ignore[arg-type]
     if failures:
         raise SystemExit(f"{server.name}: {failures} {method}s were not answered {200 if method == 'GET' else 201}")
-    return rate, latencies
+    if before is None or server.database is None:
+        return rate, latencies, None
+    after = stored_responses(server.database)
+    stored, commits = after[0] - before[0], after[1] - before[1]
+    if not kw.get("duplicate") and stored != answered:
+        raise SystemExit(f"{server.name}: {answered} POSTs answered 201 but {stored} Responses stored")
+    if kw.get("duplicate") and stored > len(devices):
+        raise SystemExit(f"{server.name}: {stored} Responses stored for duplicate POSTs")
+    return rate, latencies, (stored, commits)
 
 
 # -- main -------------------------------------------------------------------------------------------------------
@@ -396,32 +430,31 @@ def main() -> None:
 
             small_url = f"sqlite:///{folder / 'small.db'}"
             seed(small_url, devices, args.small)
-            tgw, _ = start_tgw(f"tgw, {args.small:,} EndDevices", small_url, pki, server_core)
+            launched = time.perf_counter()
+            tgw, port = start_tgw(f"tgw, {args.small:,} EndDevices", small_url, pki, server_core)
             servers.append(tgw)
-            wait_for_port(int(tgw.base.rsplit(":", 1)[1]), tgw.process)
+            startup = {tgw.name: first_answer(tgw, port, devices[0], f"/edev/{devices[0].sfdi}", launched)}
             plan = discover(tgw.base, devices)
             bare = start_script("bare FastAPI", BARE_FASTAPI, folder, plan.answer, pki, server_core)
             raw = start_script("raw ASGI", RAW_ASGI, folder, plan.answer, pki, server_core)
             servers += [bare, raw]
 
             big: Server | None = None
-            seeded = first = 0.0
+            seeded = 0.0
             if args.scale:
                 big_url = f"sqlite:///{folder / 'big.db'}"
                 seeded = seed(big_url, devices, args.scale)
+                launched = time.perf_counter()
                 big, port = start_tgw(f"tgw, {args.scale:,} EndDevices", big_url, pki, server_core)
                 servers.append(big)
-                wait_for_port(port, big.process)
-                started = time.perf_counter()
-                with httpx.Client(base_url=big.base, verify=devices[0].context, timeout=300) as client:
-                    client.get(plan.derc[0]).raise_for_status()
-                first = time.perf_counter() - started
+                startup[big.name] = first_answer(big, port, devices[0], f"/edev/{devices[0].sfdi}", launched)
                 discover(big.base, devices)  # the same paths and replyTo on the large server
 
             get_servers = [tgw, bare, raw] + ([big] if big else [])
             post_servers = [tgw, bare, raw]
             rates: dict[tuple[str, str], list[float]] = {}
             lats: dict[tuple[str, str], list[float]] = {}
+            writes: dict[tuple[str, str], list[int]] = {}  # [Responses stored, commits] over the measured rounds
             cases: list[tuple[Server, str, bool]] = [(s, "GET", False) for s in get_servers]
             cases += [(s, "POST", False) for s in post_servers] + [(tgw, "POST", True)]
             if big is not None:
@@ -431,14 +464,20 @@ def main() -> None:
             for _ in range(args.rounds):
                 for server, method, dup in cases:
                     key = (server.name, method + (" duplicate" if dup else ""))
-                    rate, latencies = run(server, devices, plan, method, args.seconds, duplicate=dup, clock=clock)
+                    rate, latencies, wrote = run(
+                        server, devices, plan, method, args.seconds, duplicate=dup, clock=clock
+                    )
                     rates.setdefault(key, []).append(rate)
                     lats.setdefault(key, []).extend(latencies)
+                    if wrote is not None:
+                        total = writes.setdefault(key, [0, 0])
+                        total[0] += wrote[0]
+                        total[1] += wrote[1]
             # single-device latency, no queueing: the cost of one request
             quiet: dict[str, list[float]] = {}
             for server in [tgw] + ([big] if big else []):
                 for path in (plan.derc[0], "/edev"):
-                    _, latencies = run(
+                    _, latencies, _ = run(
                         server, devices[:1], Plan([path], [], [], "", b""), "GET", args.seconds / 2, clock=clock
                     )
                     quiet[f"{server.name} GET {path.split('?')[0]}"] = latencies
@@ -455,7 +494,10 @@ def main() -> None:
     )
     print(f"  GET /edev/<sfdi>/derp/{plan.program}/derc?l=10 ({len(plan.answer)} bytes)")
     print(f"  POST <replyTo> DERControlResponse ({len(plan.template[0] % clock[0])} bytes), status 1")
-    header = f"  {'server':<28} {'request':<15} {'req/s median':>12} {'vs bare':>8} {'p50 ms':>7} {'p99 ms':>7}  rounds"
+    header = (
+        f"  {'peer':<28} {'request':<15} {'req/s median':>12} {'vs bare':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'RSS MB':>7}  rounds"
+    )
     print(header)
     for (name, method), values in rates.items():
         bare_key = ("bare FastAPI", method.split()[0])
@@ -464,8 +506,23 @@ def main() -> None:
         latency = lats[(name, method)]
         print(
             f"  {name:<28} {method:<15} {median:>12,.0f} {ratio:>7.2f}x {quantile(latency, 0.5) * 1000:>7.2f} "
-            f"{quantile(latency, 0.99) * 1000:>7.2f}  " + ", ".join(f"{r:,.0f}" for r in values)
+            f"{quantile(latency, 0.99) * 1000:>7.2f} {memory[name][0]:>7,.0f}  "
+            + ", ".join(f"{r:,.0f}" for r in values)
         )
+    for (name, method), (stored, commits) in writes.items():
+        if commits:
+            print(
+                f"  {name} {method}: {stored:,} new Responses stored in {commits:,} commits "
+                f"({stored / commits:.1f} a commit)"
+            )
+        else:
+            print(f"  {name} {method}: no new Response stored (each one found stored already)")
+    for method in ("GET", "POST"):
+        raw, bare = statistics.median(rates[("raw ASGI", method)]), statistics.median(rates[("bare FastAPI", method)])
+        if raw < 1.3 * bare:
+            print(f"  note: {method} bare FastAPI is {bare / raw:.0%} of raw ASGI: near this load generator's ceiling")
+    for name, (listening, answered) in startup.items():
+        print(f"  {name}: listening {listening:.2f} s after launch, first answer to a device {answered:.2f} s")
     print("  one device at a time (no queueing):")
     for name, latency in quiet.items():
         print(
@@ -480,7 +537,7 @@ def main() -> None:
     print(f"target GET >= 50% of bare: {'PASS' if get_ratio >= 0.5 else 'MISS'} ({get_ratio:.0%})")
     print(f"target POST >= 50% of bare: {'PASS' if post_ratio >= 0.5 else 'MISS'} ({post_ratio:.0%})")
     if big is not None:
-        print(f"{args.scale:,} EndDevices: seeded in {seeded:.1f} s; first request (index load) {first:.2f} s")
+        print(f"{args.scale:,} EndDevices: seeded (Store.append_many) in {seeded:.1f} s")
         for path in (plan.derc[0].split("?")[0], "/edev"):
             small_p99 = quantile(quiet[f"{tgw.name} GET {path}"], 0.99)
             big_p99 = quantile(quiet[f"{big.name} GET {path}"], 0.99)

@@ -129,9 +129,13 @@ class Ingestor:
         self.store = store
         self.bus = bus
 
-    def check(self, envelopes: Sequence[Envelope]) -> list[Problem]:
-        """Problems with what the batch refers to; objects defined earlier in the same batch count."""
-        lookup = _Lookup(self.store)
+    def check(
+        self, envelopes: Sequence[Envelope], *, known: set[tuple[MessageKind, str]] | None = None
+    ) -> list[Problem]:
+        """Problems with what the batch refers to; objects defined earlier in the same batch count. ``known``: the
+        (kind, id) references a caller that checks often has seen stored before, extended here (the store never
+        deletes an object, so what was stored once is there for good)."""
+        lookup = _Lookup(self.store, known)
         problems: list[Problem] = []
         now = utc_now()
         for index, envelope in enumerate(envelopes):
@@ -206,11 +210,11 @@ class _Lookup:
     """Objects the batch defines or the store holds, read once per check (a batch of 1,000 tenders for one market
     asks for the same market 1,000 times)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, known: set[tuple[MessageKind, str]] | None = None) -> None:
         self.store = store
         self.pending: dict[tuple[MessageKind, str], CanonicalObject] = {}
         self.cache: dict[tuple[MessageKind, str], CanonicalObject | None] = {}
-        self.known: set[tuple[MessageKind, str]] = set()  # found by exists() (not read: only that it is stored)
+        self.known = known if known is not None else set()  # found stored by exists() (not read, only found)
         self.cleared: dict[tuple[str, str, str], set[str]] = {}
 
     def add(self, kind: MessageKind, payload: CanonicalObject) -> None:

@@ -5,7 +5,8 @@ synchronous=FULL, one fsync per commit). Committing each POST on its own caps th
 (about 1,000/s on a fast disk, far fewer with concurrent writers contending for SQLite's lock), while the work of a
 Response is tens of microseconds. So POSTs that arrive while a commit is in flight wait for the next one and go in
 together: one worker thread, one check of the references, one ``append_many`` and one fsync for the lot, and each
-waiting POST is answered when the commit that holds its Response is done.
+waiting POST is answered when the commit that holds its Response is done. The parties, controls and resources
+Responses name are looked up in the store once and then remembered (the store never deletes an object).
 
 Each request keeps its own outcome, exactly as if it had been ingested alone: its problems (``Rejected``, with the
 positions within its own batch) refuse only it; if the shared append fails (a reused message id, say), every request
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 GROUPED_KINDS = frozenset({MessageKind.RESPONSE, MessageKind.OVERRIDE})
 MAX_GROUP = 256
+MAX_KNOWN = 500_000
 
 _Request = tuple[list[Envelope], asyncio.Future[list[StoredMessage]]]
 
@@ -40,6 +42,7 @@ class GroupCommit:
         self.protocol = protocol
         self._pending: list[_Request] = []
         self._writer: asyncio.Task[None] | None = None
+        self._known: set[tuple[MessageKind, str]] = set()  # parties, controls, resources found stored (worker only)
         self.commits = 0  # transactions written (for tests and benchmarks: requests / commits is the group size)
 
     async def ingest(self, envelopes: Sequence[Envelope], *, peer: str) -> list[StoredMessage]:
@@ -87,7 +90,10 @@ class GroupCommit:
         """A worker thread: check every request, append those without problems together (one commit)."""
         owner: list[tuple[int, int]] = [(r, i) for r, envelopes in enumerate(requests) for i in range(len(envelopes))]
         problems: dict[int, list[Problem]] = {}
-        for problem in self.ingestor.check([envelope for envelopes in requests for envelope in envelopes]):
+        if len(self._known) > MAX_KNOWN:
+            self._known.clear()
+        flat = [envelope for envelopes in requests for envelope in envelopes]
+        for problem in self.ingestor.check(flat, known=self._known):
             request, position = owner[int(problem.loc[0])]
             problems.setdefault(request, []).append(Problem((position, *problem.loc[1:]), problem.msg, problem.type))
         outcomes: list[list[StoredMessage] | BaseException] = [
