@@ -457,3 +457,40 @@ def test_revision_0002_fills_the_new_columns_of_rows_stored_before_it(store_url:
     assert tuple(tx) == ("t-old", None, "2030-01-07T08:00:00+00:00")
     assert delivered == "2030-01-07T17:00:00+00:00"  # normalised to UTC, so ranges compare as text
     store.close()
+
+
+def _dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the log and the state tables as the database holds it (raw text, no type processing)."""
+    tables = ["messages", *(f"state_{kind.value}" for kind in MessageKind)]
+    with store.engine.connect() as conn:
+        raw = conn.connection.driver_connection  # type: ignore[union-attr]
+        return {t: sorted(raw.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+
+
+def test_sqlite_cursor_path_stores_what_the_core_path_stores(tmp_path: Any) -> None:
+    """SQLite appends go through the DBAPI cursor (``sqlite_append``) for speed; PostgreSQL keeps SQLAlchemy Core.
+    Both must write the same bytes: the same batches through each path give equal tables (stored_at aside)."""
+    batches = [
+        [party("p1"), tender("t1"), control("c1")],
+        [tender("t1", status="cancelled", **{"message_id": "m-t1-2"}), party("p2", "Bob")],
+        [party("p1"), tender("t2", price="0.25"), tender("t2", price="0.25")],  # a duplicate, a repeat in the batch
+    ]
+    fast = Store(f"sqlite:///{tmp_path}/fast.db")
+    core = Store(f"sqlite:///{tmp_path}/core.db")
+    core._sqlite = None  # the PostgreSQL path, on SQLite
+    assert fast._sqlite is not None
+    outcomes = []
+    for batch in batches:
+        for store in (fast, core):
+            outcomes.append([(r.seq, r.duplicate, r.envelope.message_id) for r in store.append_many(batch)])
+    assert outcomes[0::2] == outcomes[1::2]
+    frozen = "2000-01-01 00:00:00.000000"
+    for store in (fast, core):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE messages SET stored_at = ?", (frozen,))
+            for kind in MessageKind:
+                conn.exec_driver_sql(f"UPDATE state_{kind.value} SET updated_at = ?", (frozen,))
+    assert _dump(fast) == _dump(core)
+    assert _dump(fast)["state_tender"]  # the comparison saw rows
+    fast.close()
+    core.close()

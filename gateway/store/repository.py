@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from gateway.model import PAYLOAD_TYPES, CanonicalObject, Envelope, MessageKind, utc_now
+from gateway.store.sqlite_append import SqliteAppender
 from gateway.store.tables import STATE_TABLES, adapter_state, cursors, messages, rejections
 
 MAX_RAW_REJECTION = 64 * 1024
@@ -107,6 +109,7 @@ class Store:
         except Exception as exc:  # bad URL, missing driver
             raise StoreError(f"cannot open the database at {redact(self.url)}: {exc}") from exc
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._sqlite = SqliteAppender(self.engine.dialect) if self.engine.dialect.name == "sqlite" else None
         if migrate:
             self.migrate()
 
@@ -187,6 +190,8 @@ class Store:
         return None
 
     def _append(self, conn: Connection, prepared: list[_Prepared]) -> list[StoredMessage]:
+        if self._sqlite is not None:
+            return self._append_sqlite(conn, self._sqlite, prepared)
         existing = self._existing(conn, [p.key_hash for p in prepared])
         now = utc_now()
         new: dict[str, _Prepared] = {}
@@ -212,6 +217,50 @@ class Store:
             else:
                 record = StoredMessage(seqs[item.key_hash], item.envelope, now, duplicate=False)
                 # A key that appears twice in one batch is stored once; its second appearance is a duplicate.
+                existing[item.key_hash] = _as_duplicate(record)
+                results.append(record)
+        return results
+
+    def _append_sqlite(
+        self, conn: Connection, statements: SqliteAppender, prepared: list[_Prepared]
+    ) -> list[StoredMessage]:
+        """``_append`` for SQLite, through the cursor (see ``sqlite_append``): the same steps and outcomes."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            existing: dict[str, StoredMessage] = {}
+            unique = list(dict.fromkeys(p.key_hash for p in prepared))
+            for start in range(0, len(unique), _IN_CHUNK):
+                for seq, key, stored_at, body in statements.existing(cursor, unique[start : start + _IN_CHUNK]):
+                    existing[key] = StoredMessage(seq, Envelope.model_validate_json(body), stored_at, duplicate=True)
+            now = utc_now()
+            new: dict[str, _Prepared] = {}
+            for item in prepared:
+                if item.key_hash not in existing and item.key_hash not in new:
+                    new[item.key_hash] = item
+            seqs: dict[str, int] = {}
+            if new:
+                numbers = statements.insert_messages(cursor, [item.message_row(now) for item in new.values()])
+                seqs = dict(zip(new, numbers, strict=True))
+                latest: dict[tuple[MessageKind, str], tuple[_Prepared, int]] = {}
+                for key, item in new.items():  # the batch's last version of an object is the one that counts
+                    latest[(item.kind, item.envelope.payload.id)] = (item, seqs[key])
+                by_kind: dict[MessageKind, list[dict[str, Any]]] = {}
+                for (kind, _), (item, seq) in latest.items():
+                    by_kind.setdefault(kind, []).append(
+                        STATE_TABLES[kind].row(item.envelope.payload, item.payload_json, seq, now)
+                    )
+                for kind, rows in by_kind.items():
+                    statements.upsert_state(cursor, kind, rows)
+        except sqlite3.IntegrityError as exc:  # what append_many's retry and conflict report understand
+            raise IntegrityError("append", None, exc) from exc
+        finally:
+            cursor.close()
+        results: list[StoredMessage] = []
+        for item in prepared:
+            if item.key_hash in existing:
+                results.append(existing[item.key_hash])
+            else:
+                record = StoredMessage(seqs[item.key_hash], item.envelope, now, duplicate=False)
                 existing[item.key_hash] = _as_duplicate(record)
                 results.append(record)
         return results
