@@ -34,6 +34,7 @@ from gateway.model import (
     check_parent,
 )
 from gateway.model.base import utc_now
+from gateway.overrides.rules import override_findings
 from gateway.store import Store, StoredMessage
 
 
@@ -172,6 +173,9 @@ class Ingestor:
             if not missing:
                 for loc, msg in _market_findings(payload, lookup, now):
                     problems.append(Problem((*base, *loc), msg, "market_rule"))
+                if isinstance(payload, Override):
+                    for loc, msg in override_findings(payload, lookup.get, lookup.resources_of, now):
+                        problems.append(Problem((*base, *loc), msg, "override_rule"))
             lookup.add(envelope.message_kind, payload)
         return problems
 
@@ -216,6 +220,7 @@ class _Lookup:
         self.cache: dict[tuple[MessageKind, str], CanonicalObject | None] = {}
         self.known = known if known is not None else set()  # found stored by exists() (not read, only found)
         self.cleared: dict[tuple[str, str, str], set[str]] = {}
+        self.owned: dict[str, list[Resource]] = {}
 
     def add(self, kind: MessageKind, payload: CanonicalObject) -> None:
         self.pending[(kind, payload.id)] = payload
@@ -236,6 +241,21 @@ class _Lookup:
         if found:  # a batch of 2030.5 Responses names the same party, control and resource again and again
             self.known.add(key)
         return found
+
+    def resources_of(self, party_id: str) -> list[Resource]:
+        """The resources ``party_id`` owns, stored or earlier in the batch (read once per batch and party)."""
+        if party_id not in self.owned:
+            found = self.store.list(MessageKind.RESOURCE, filters={"owner_id": party_id}, limit=None)
+            self.owned[party_id] = [r for r in found if isinstance(r, Resource)]
+        stored = self.owned[party_id]
+        pending = {
+            payload.id: payload
+            for (kind, _), payload in self.pending.items()
+            if kind is MessageKind.RESOURCE and isinstance(payload, Resource)
+        }
+        merged = {r.id: r for r in stored if r.id not in pending}
+        merged.update({rid: r for rid, r in pending.items() if r.owner_id == party_id})
+        return list(merged.values())
 
     def location(self, location_id: str) -> Location | None:
         return self.get(MessageKind.LOCATION, location_id)  # type: ignore[return-value]

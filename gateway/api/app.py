@@ -23,6 +23,7 @@ from gateway.api.metrics import router as metrics_router
 from gateway.api.routes_entities import PATHS, cancel_router, entity_router
 from gateway.api.routes_markets import router as markets_router
 from gateway.api.routes_messages import router as messages_router
+from gateway.api.routes_overrides import router as overrides_router
 from gateway.api.schemas import DatabaseHealth, Health, MqttHealth, RejectionOut
 from gateway.api.tickers import publish_tickers
 from gateway.bus import Bus
@@ -31,6 +32,7 @@ from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
 from gateway.model import MessageKind
+from gateway.overrides.service import OverrideService
 from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
 from gateway.protocols.ieee2030_5.server import Sep2Server
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.bus.bind(asyncio.get_running_loop())
         app.state.ingestor = Ingestor(app.state.store, app.state.bus)
         app.state.market_runner = MarketRunner(app.state.store)
+        app.state.overrides = OverrideService(app.state.store, app.state.ingestor)
         app.state.ei_cert_header = settings.ei_cert_header
         app.state.oadr_vtn = Vtn(
             app.state.store,
@@ -275,6 +278,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(metrics_router)
     app.include_router(messages_router)
     app.include_router(cancel_router())
+    app.include_router(overrides_router)  # before the generic /v1/overrides/{id}, which would take "effective"
     app.include_router(markets_router)
     app.include_router(ei_router)
     app.include_router(ei_oauth_router)

@@ -1,0 +1,227 @@
+"""`tgw override list | create | withdraw | history | effective`: customer overrides from a shell.
+
+For an operator acting on a customer's word (a phone call, a support ticket): the same ingest path, rules and
+audit trail as every protocol edge, with ``cli`` as the protocol and the operator's user@host as the peer, so the
+history shows who typed it. Works on the store directly (``--database-url``), like ``tgw market``; a serving
+gateway sees the change from the store (the OpenADR bridge and the 2030.5 index catch up with the log).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import DEFAULT_DATABASE_URL
+
+override_app = typer.Typer(help="Customer overrides: list, create, withdraw, audit.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+DatabaseOption = Annotated[
+    str, typer.Option(envvar="TGW_DATABASE_URL", help="sqlite:///path.db or postgresql://user:pw@host/db")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _instant(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{name} '{text}' is not an ISO 8601 time, e.g. 2030-01-07T10:00:00Z")
+    if value.tzinfo is None:
+        _fail(f"{name} '{text}' needs a UTC offset, e.g. 2030-01-07T10:00:00Z")
+    return value.astimezone(UTC)
+
+
+def _services(database_url: str) -> Any:
+    from gateway.ingest import Ingestor
+    from gateway.overrides.service import OverrideService
+    from gateway.store import Store, StoreError
+
+    try:
+        store = Store(database_url)
+    except StoreError as exc:
+        _fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
+    return OverrideService(store, Ingestor(store))
+
+
+def _operator() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"[:200]
+
+
+def _print(overrides: list[Any], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps([o.model_dump(mode="json") for o in overrides], indent=2))
+        return
+    table = Table("id", "party", "subject", "resource", "mode", "kept kW", "from", "to", "status", title=title)
+    for o in overrides:
+        table.add_row(
+            o.id,
+            o.party_id,
+            f"{o.subject.kind.value} {o.subject.id}",
+            o.resource_id or "",
+            o.mode.value,
+            "" if o.quantity_kw is None else str(o.quantity_kw),
+            o.span.start.isoformat(),
+            o.span.end.isoformat(),
+            o.status.value,
+        )
+    console.print(table)
+
+
+@override_app.command("list")
+def list_overrides(
+    party: Annotated[str | None, typer.Option(help="only this party's")] = None,
+    subject: Annotated[str | None, typer.Option(help="only overrides of this control, transaction, ... id")] = None,
+    status: Annotated[str | None, typer.Option(help="active or withdrawn")] = None,
+    database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Overrides as stored now (every one, winning or not; see `effective`)."""
+    from gateway.model import MessageKind
+
+    service = _services(database_url)
+    filters = {k: v for k, v in (("party_id", party), ("subject_id", subject), ("status", status)) if v}
+    found = service.store.list(MessageKind.OVERRIDE, filters=filters, limit=None)
+    _print(found, as_json, "overrides")
+
+
+@override_app.command("effective")
+def effective(
+    at: Annotated[str | None, typer.Option(help="ISO 8601 moment (default now)")] = None,
+    party: Annotated[str | None, typer.Option(help="only this party's")] = None,
+    subject: Annotated[str | None, typer.Option(help="only overrides of this subject id")] = None,
+    database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """The overrides that count at a moment: per party, subject and resource the one made last."""
+    moment = _instant(at, "--at") if at else datetime.now(UTC)
+    service = _services(database_url)
+    found = service.effective(moment, party_id=party, subject_id=subject)
+    _print(found, as_json, f"effective at {moment:%Y-%m-%d %H:%M}Z")
+
+
+@override_app.command("create")
+def create(
+    party: Annotated[str, typer.Option(help="the customer (party id) who overrides")],
+    subject: Annotated[str, typer.Option(help="id of the control, transaction, tender, resource or envelope")],
+    start: Annotated[str, typer.Option(help="ISO 8601 start of the override")],
+    minutes: Annotated[int, typer.Option(min=1, help="how long it lasts")],
+    subject_kind: Annotated[str, typer.Option(help="control, transaction, tender, resource, operating_envelope")] = (
+        "control"
+    ),
+    mode: Annotated[str, typer.Option(help="opt_out, opt_in or partial")] = "opt_out",
+    resource: Annotated[str | None, typer.Option(help="the party's resource it concerns")] = None,
+    keep_kw: Annotated[str | None, typer.Option(help="kW kept in a partial override")] = None,
+    reason: Annotated[str, typer.Option(help="OpenADR optReason vocabulary, e.g. override_status")] = "override_status",
+    text: Annotated[str | None, typer.Option(help="free text (why)")] = None,
+    override_id: Annotated[str | None, typer.Option("--id", help="the override's id (default: a new one)")] = None,
+    database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a customer's override (refused with the reason when it is not theirs, is in the past or names an
+    unknown subject)."""
+    from gateway.ingest import Rejected
+    from gateway.model import Envelope, Override
+
+    try:
+        quantity = None if keep_kw is None else Decimal(keep_kw)
+    except InvalidOperation:
+        _fail(f"--keep-kw '{keep_kw}' is not a number")
+    body: dict[str, Any] = {
+        "party_id": party,
+        "subject": {"kind": subject_kind, "id": subject},
+        "resource_id": resource,
+        "mode": mode,
+        "reason": reason,
+        "reason_text": text,
+        "span": {"start": _instant(start, "--start").isoformat(), "duration": timedelta(minutes=minutes)},
+        "quantity_kw": quantity,
+    }
+    if override_id:
+        body["id"] = override_id
+    try:
+        override = Override.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        _fail(f"not a valid override: {problems}")
+    service = _services(database_url)
+    try:
+        [record] = service.ingestor.ingest_sync([Envelope(payload=override)], protocol="cli", peer=_operator())
+    except Rejected as exc:
+        _fail(f"refused: {exc}")
+    if as_json:
+        print(json.dumps({"id": override.id, "seq": record.seq, "duplicate": record.duplicate}))
+    else:
+        console.print(f"override [bold]{override.id}[/] stored (log seq {record.seq})", highlight=False)
+
+
+@override_app.command("withdraw")
+def withdraw(
+    override_id: Annotated[str, typer.Argument(help="the override's id")],
+    database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw an override (a new version; the history keeps the old ones)."""
+    from gateway.ingest import Rejected
+    from gateway.overrides.service import OverrideError
+
+    service = _services(database_url)
+    try:
+        record = service.withdraw_sync(override_id, protocol="cli", peer=_operator())
+    except OverrideError as exc:
+        _fail(exc.reason)
+    except Rejected as exc:
+        _fail(f"refused: {exc}")
+    if as_json:
+        print(json.dumps({"id": override_id, "seq": record.seq}))
+    else:
+        console.print(f"override [bold]{override_id}[/] withdrawn (log seq {record.seq})", highlight=False)
+
+
+@override_app.command("history")
+def history(
+    override_id: Annotated[str, typer.Argument(help="the override's id")],
+    database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit trail: every version, when, through which protocol and peer, and what changed."""
+    from gateway.overrides.service import OverrideError
+
+    service = _services(database_url)
+    try:
+        entries = service.history(override_id)
+    except OverrideError as exc:
+        _fail(exc.reason)
+    if as_json:
+        rows = [
+            {
+                "seq": e.seq,
+                "stored_at": e.stored_at.isoformat(),
+                "protocol": e.protocol,
+                "peer": e.peer,
+                "status": e.status.value,
+                "changes": e.changes,
+            }
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("seq", "stored at", "protocol", "peer", "status", "changes", title=f"override {override_id}")
+    for e in entries:
+        table.add_row(str(e.seq), e.stored_at.isoformat(), e.protocol, e.peer, e.status.value, "; ".join(e.changes))
+    console.print(table)
