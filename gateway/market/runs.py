@@ -198,6 +198,26 @@ class MarketRunner:
                     return again
             return result
 
+    def refresh_positions(self, market_id: str, intervals: Iterable[Interval]) -> list[StoredMessage]:
+        """Derive and store every party's positions in these intervals again from the stored transactions.
+
+        A position is the sum of its party's transactions, so a trade stored between clearings (a tender accepted
+        bilaterally over EI) must show in both parties' positions at once, not only after the interval's clearing
+        (which derives them the same way, this trade included). Under the market's lock, so a clearing of the same
+        interval does not interleave; each refresh is a new version (a position may return to an earlier value).
+        """
+        market = self.market(market_id)
+        with self._lock(market.id):
+            positions = [p for interval in intervals for p in self._positions(market, interval, [])]
+            version = f"refresh-{uuid.uuid4()}"
+            envelopes = [
+                Envelope(
+                    payload=p, source=Source(protocol=MARKET_PROTOCOL, peer=market.id, native_id=p.id, version=version)
+                )
+                for p in positions
+            ]
+            return self.store.append_many(envelopes)
+
     def _market_tenders(self, market_id: str) -> list[Tender]:
         """The market's current tenders, parsing only those new or changed since the last run: a periodic auction
         clears one interval of strips that span many, and re-parsing every strip each time was a third of a run."""

@@ -27,6 +27,7 @@ from fastapi.responses import Response
 
 from gateway.api.tls import peer_certificate_der, sha256_fingerprint
 from gateway.ingest import Ingestor, Rejected
+from gateway.market.runs import MarketRunner
 from gateway.model import (
     Market,
     MessageKind,
@@ -36,6 +37,7 @@ from gateway.model import (
     received,
     utc_now,
 )
+from gateway.model.intervals import interval_end
 from gateway.protocols.ei import json_codec, xml_codec
 from gateway.protocols.ei.identity import PartyDirectory
 from gateway.protocols.ei.messages import (
@@ -88,9 +90,10 @@ def _code_for(rejected: Rejected) -> ResponseCode:
 class EiService:
     """The TeMIX lifecycle on top of the store: what each request payload does, whatever its encoding."""
 
-    def __init__(self, store: Store, ingestor: Ingestor) -> None:
+    def __init__(self, store: Store, ingestor: Ingestor, runner: MarketRunner | None = None) -> None:
         self.store = store
         self.ingestor = ingestor
+        self.runner = runner or MarketRunner(store)
         self.directory = PartyDirectory(store)
 
     async def handle(self, message: EiMessage, party_id: str) -> EiMessage:
@@ -132,6 +135,14 @@ class EiService:
         if len(message.tenders) != 1:
             raise EiRefusal(ResponseCode.BAD_REQUEST, "an eiCreateTender carries exactly one tender")
         self._own(message.tenders, party_id, "tender")
+        first = message.tenders[0]
+        ended = interval_end(first.rows[0]["start"], first.resolution, first.time_zone)
+        if ended <= utc_now():  # the market rules allow spot tenders (the current interval), not past ones
+            raise EiRefusal(
+                ResponseCode.EXPIRED,
+                f"tender '{first.id}' offers the interval starting {first.rows[0]['start'].isoformat()}, which ended"
+                f" at {ended.isoformat()}: nothing can be delivered in it any more",
+            )
         # The gateway, not the sender, says when a tender arrived (a backdated one would slip past a closed gate)
         # and that it is open.
         arrived = message.tenders[0].model_copy(update={"created_at": utc_now(), "status": TenderStatus.OPEN})
@@ -193,6 +204,13 @@ class EiService:
                     f"accepting tender '{tender.id}' means trading the other side with its party '{tender.party_id}'",
                 )
         await self._ingest(message.transactions, party_id, message.request_id)
+        # A position is the sum of its party's transactions: the trade is part of both parties' positions now, not
+        # only once the interval clears.
+        for market_id in sorted({t.market_id for t in message.transactions}):
+            intervals = {t.interval for t in message.transactions if t.market_id == market_id}
+            stored = await asyncio.to_thread(self.runner.refresh_positions, market_id, intervals)
+            if self.ingestor.bus is not None:
+                self.ingestor.bus.publish(stored)
         return self._answer(message, transactions=message.transactions)
 
     async def _request_position(self, message: EiMessage, party_id: str) -> EiMessage:
@@ -308,7 +326,9 @@ def _error(wire: _Wire, payload: Payload, code: ResponseCode, text: str, request
 def _service(request: Request) -> EiService:
     service = getattr(request.app.state, "ei", None)
     if service is None:
-        service = EiService(request.app.state.store, request.app.state.ingestor)
+        service = EiService(
+            request.app.state.store, request.app.state.ingestor, getattr(request.app.state, "market_runner", None)
+        )
         request.app.state.ei = service
     return service
 
