@@ -198,6 +198,17 @@ SUITES: dict[str, Suite] = {
             "IEEE 2030.5 (CSIP) server (the harness plays a DER client with --cert)",
             "conformance.ieee2030_5_server",
         ),
+        Suite(
+            "ieee2030_5-client",
+            "IEEE 2030.5 (CSIP) DER client (the harness plays the server at --target; point the device at its /dcap)",
+            "conformance.ieee2030_5_client",
+        ),
+        Suite("ei-tender", "TeMIX market service over EI/CTS (the harness plays a party)", "conformance.ei_tender"),
+        Suite(
+            "openadr2b-ven",
+            "OpenADR 2.0b VEN (the harness plays a pull VTN at --target; point the VEN at it)",
+            "conformance.openadr2b_ven",
+        ),
     )
 }
 

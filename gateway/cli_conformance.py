@@ -90,6 +90,30 @@ def run(
     expect_notification: Annotated[
         bool, typer.Option(help="2030.5: the operator changes the device's controls while the harness waits.")
     ] = False,
+    device_wait: Annotated[
+        float | None, typer.Option(help="ieee2030_5-client: seconds to wait for the device to appear (120).")
+    ] = None,
+    pace: Annotated[int | None, typer.Option(help="ieee2030_5-client: seconds per scenario unit (10).")] = None,
+    poll_rate: Annotated[int | None, typer.Option(help="ieee2030_5-client: the pollRate to serve, s (5).")] = None,
+    grace: Annotated[float | None, typer.Option(help="ieee2030_5-client: s a Response may be late (5).")] = None,
+    time_offset: Annotated[
+        int | None, typer.Option(help="ieee2030_5-client: s the served Time is off the wall clock (-5000).")
+    ] = None,
+    lfdi: Annotated[str | None, typer.Option(help="ieee2030_5-client: the expected device's LFDI.")] = None,
+    token: Annotated[str | None, typer.Option(help="ei-tender: the harness party's bearer token.")] = None,
+    party: Annotated[str | None, typer.Option(help="ei-tender: the party the harness plays.")] = None,
+    market: Annotated[str | None, typer.Option(help="ei-tender: the market the harness tenders in.")] = None,
+    location: Annotated[str | None, typer.Option(help="ei-tender: the location the harness tenders at.")] = None,
+    alt_party: Annotated[str | None, typer.Option(help="ei-tender: a second party (--alt-token/--alt-cert).")] = None,
+    alt_token: Annotated[str | None, typer.Option(help="ei-tender: the second party's bearer token.")] = None,
+    wire_format: Annotated[str, typer.Option("--format", help="ei-tender: xml, json or both.")] = "both",
+    ven_wait: Annotated[float | None, typer.Option(help="openadr2b-ven: seconds to wait for the VEN (60).")] = None,
+    ven_id: Annotated[str | None, typer.Option(help="openadr2b-ven: the venID to assign the VEN.")] = None,
+    expect_ven_name: Annotated[str | None, typer.Option(help="openadr2b-ven: the VEN's expected venName.")] = None,
+    poll_freq: Annotated[int | None, typer.Option(help="openadr2b-ven: the poll interval to ask for, s (10).")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="NAME=VALUE, a suite's further target option (repeatable).")
+    ] = None,
 ) -> None:
     """Run SUITE against --target with live progress; exit 0 only when every required case passed."""
     if (cert is None) != (key is None):
@@ -101,6 +125,18 @@ def run(
     extra |= {"listen_cert": listen_cert, "listen_key": listen_key}
     options |= {name: value for name, value in extra.items() if value is not None}
     options["expect_notification"] = "true" if expect_notification else ""
+    sep2 = {"device_wait": device_wait, "pace": pace, "poll_rate": poll_rate, "grace": grace, "lfdi": lfdi}
+    options |= {name: str(value) for name, value in (sep2 | {"time_offset": time_offset}).items() if value is not None}
+    tender = {"token": token, "party": party, "market": market, "location": location, "alt_party": alt_party}
+    options |= {name: value for name, value in (tender | {"alt_token": alt_token}).items() if value is not None}
+    options["format"] = wire_format
+    ven = {"ven_wait": ven_wait, "ven_id": ven_id, "expect_ven_name": expect_ven_name, "poll_freq": poll_freq}
+    options |= {name: str(value) for name, value in ven.items() if value is not None}
+    for item in option or []:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise _usage_error(f"--option {item!r}: expected NAME=VALUE")
+        options[name.strip()] = value
     dut = Target(target, cert=cert, key=key, ca=ca, timeout=timeout, options=options)
     ids = [i for i in only.split(",") if i.strip()] if only else None
     with Progress(
