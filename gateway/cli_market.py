@@ -8,38 +8,15 @@ prints machine-readable output on stdout; progress and errors go to stderr.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_common import DatabaseOption, JsonOption, console, err_console, fail, instant
 from gateway.config import DEFAULT_DATABASE_URL
 
 market_app = typer.Typer(help="Markets in a store: run call auctions, settle, read results.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-
-DatabaseOption = Annotated[
-    str, typer.Option(envvar="TGW_DATABASE_URL", help="sqlite:///path.db or postgresql://user:pw@host/db")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _instant(text: str, name: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{name} '{text}' is not an ISO 8601 time, e.g. 2030-01-07T10:00:00Z")
-    if value.tzinfo is None:
-        _fail(f"{name} '{text}' needs a UTC offset, e.g. 2030-01-07T10:00:00Z")
-    return value.astimezone(UTC)
 
 
 def _open(database_url: str) -> Any:
@@ -48,7 +25,7 @@ def _open(database_url: str) -> Any:
     try:
         return Store(database_url)
     except StoreError as exc:
-        _fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
+        fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
 
 
 @market_app.command("clear")
@@ -70,13 +47,13 @@ def clear_market(
     try:
         with err_console.status(f"clearing {market_id}"):
             if interval is not None:
-                results = [runner.clear_interval(market_id, _instant(interval, "--interval"), early=early)]
+                results = [runner.clear_interval(market_id, instant(interval, "--interval"), early=early)]
             else:
                 now = utc_now()
                 market = runner.market(market_id)
                 results = [runner.clear_interval(market_id, i.start, now=now) for i in runner.due(market, now)]
     except MarketError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
     if as_json:
@@ -126,9 +103,9 @@ def settle_market(
 
     store = _open(database_url)
     try:
-        report, stored = settle_window(store, market_id, _instant(start, "--start"), _instant(end, "--end"))
+        report, stored = settle_window(store, market_id, instant(start, "--start"), instant(end, "--end"))
     except (MarketError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
     new = sum(not m.duplicate for m in stored)
@@ -189,7 +166,7 @@ def results(
         runner.market(market_id)
         found = runner.clearings(market_id)
     except MarketError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
     if as_json:

@@ -13,38 +13,16 @@ import json
 import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_common import DatabaseOption, JsonOption, console, fail, instant
 from gateway.config import DEFAULT_DATABASE_URL
 
 override_app = typer.Typer(help="Customer overrides: list, create, withdraw, audit.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-
-DatabaseOption = Annotated[
-    str, typer.Option(envvar="TGW_DATABASE_URL", help="sqlite:///path.db or postgresql://user:pw@host/db")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _instant(text: str, name: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{name} '{text}' is not an ISO 8601 time, e.g. 2030-01-07T10:00:00Z")
-    if value.tzinfo is None:
-        _fail(f"{name} '{text}' needs a UTC offset, e.g. 2030-01-07T10:00:00Z")
-    return value.astimezone(UTC)
 
 
 def _services(database_url: str) -> Any:
@@ -55,7 +33,7 @@ def _services(database_url: str) -> Any:
     try:
         store = Store(database_url)
     except StoreError as exc:
-        _fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
+        fail(f"{exc}\n  check --database-url / TGW_DATABASE_URL")
     return OverrideService(store, Ingestor(store))
 
 
@@ -109,7 +87,7 @@ def effective(
     as_json: JsonOption = False,
 ) -> None:
     """The overrides that count at a moment: per party, subject and resource the one made last."""
-    moment = _instant(at, "--at") if at else datetime.now(UTC)
+    moment = instant(at, "--at") if at else datetime.now(UTC)
     service = _services(database_url)
     found = service.effective(moment, party_id=party, subject_id=subject)
     _print(found, as_json, f"effective at {moment:%Y-%m-%d %H:%M}Z")
@@ -141,7 +119,7 @@ def create(
     try:
         quantity = None if keep_kw is None else Decimal(keep_kw)
     except InvalidOperation:
-        _fail(f"--keep-kw '{keep_kw}' is not a number")
+        fail(f"--keep-kw '{keep_kw}' is not a number")
     body: dict[str, Any] = {
         "party_id": party,
         "subject": {"kind": subject_kind, "id": subject},
@@ -149,7 +127,7 @@ def create(
         "mode": mode,
         "reason": reason,
         "reason_text": text,
-        "span": {"start": _instant(start, "--start").isoformat(), "duration": timedelta(minutes=minutes)},
+        "span": {"start": instant(start, "--start").isoformat(), "duration": timedelta(minutes=minutes)},
         "quantity_kw": quantity,
     }
     if override_id:
@@ -158,12 +136,12 @@ def create(
         override = Override.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        _fail(f"not a valid override: {problems}")
+        fail(f"not a valid override: {problems}")
     service = _services(database_url)
     try:
         [record] = service.ingestor.ingest_sync([Envelope(payload=override)], protocol="cli", peer=_operator())
     except Rejected as exc:
-        _fail(f"refused: {exc}")
+        fail(f"refused: {exc}")
     if as_json:
         print(json.dumps({"id": override.id, "seq": record.seq, "duplicate": record.duplicate}))
     else:
@@ -184,9 +162,9 @@ def withdraw(
     try:
         record = service.withdraw_sync(override_id, protocol="cli", peer=_operator())
     except OverrideError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
     except Rejected as exc:
-        _fail(f"refused: {exc}")
+        fail(f"refused: {exc}")
     if as_json:
         print(json.dumps({"id": override_id, "seq": record.seq}))
     else:
@@ -206,7 +184,7 @@ def history(
     try:
         entries = service.history(override_id)
     except OverrideError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
     if as_json:
         rows = [
             {

@@ -194,10 +194,8 @@ class Store:
             return self._append_sqlite(conn, self._sqlite, prepared)
         existing = self._existing(conn, [p.key_hash for p in prepared])
         now = utc_now()
-        new: dict[str, _Prepared] = {}
-        for item in prepared:
-            if item.key_hash not in existing and item.key_hash not in new:
-                new[item.key_hash] = item
+        new = _new_items(prepared, existing)
+        seqs: dict[str, int] = {}
         if new:
             # A plain executemany, then one query for the sequence numbers: INSERT ... RETURNING with
             # guaranteed order costs a round trip per row on SQLite, which halved the batched append rate.
@@ -210,16 +208,7 @@ class Store:
                 conn.execute(insert(messages), rows)
                 seqs = self._seqs(conn, list(new))
             self._update_state(conn, [(item, seqs[key]) for key, item in new.items()], now)
-        results: list[StoredMessage] = []
-        for item in prepared:
-            if item.key_hash in existing:
-                results.append(existing[item.key_hash])
-            else:
-                record = StoredMessage(seqs[item.key_hash], item.envelope, now, duplicate=False)
-                # A key that appears twice in one batch is stored once; its second appearance is a duplicate.
-                existing[item.key_hash] = _as_duplicate(record)
-                results.append(record)
-        return results
+        return _records(prepared, existing, seqs, now)
 
     def _append_sqlite(
         self, conn: Connection, statements: SqliteAppender, prepared: list[_Prepared]
@@ -233,37 +222,18 @@ class Store:
                 for seq, key, stored_at, body in statements.existing(cursor, unique[start : start + _IN_CHUNK]):
                     existing[key] = StoredMessage(seq, Envelope.model_validate_json(body), stored_at, duplicate=True)
             now = utc_now()
-            new: dict[str, _Prepared] = {}
-            for item in prepared:
-                if item.key_hash not in existing and item.key_hash not in new:
-                    new[item.key_hash] = item
+            new = _new_items(prepared, existing)
             seqs: dict[str, int] = {}
             if new:
                 numbers = statements.insert_messages(cursor, [item.message_row(now) for item in new.values()])
                 seqs = dict(zip(new, numbers, strict=True))
-                latest: dict[tuple[MessageKind, str], tuple[_Prepared, int]] = {}
-                for key, item in new.items():  # the batch's last version of an object is the one that counts
-                    latest[(item.kind, item.envelope.payload.id)] = (item, seqs[key])
-                by_kind: dict[MessageKind, list[dict[str, Any]]] = {}
-                for (kind, _), (item, seq) in latest.items():
-                    by_kind.setdefault(kind, []).append(
-                        STATE_TABLES[kind].row(item.envelope.payload, item.payload_json, seq, now)
-                    )
-                for kind, rows in by_kind.items():
+                for kind, rows in _state_rows([(item, seqs[key]) for key, item in new.items()], now).items():
                     statements.upsert_state(cursor, kind, rows)
         except sqlite3.IntegrityError as exc:  # what append_many's retry and conflict report understand
             raise IntegrityError("append", None, exc) from exc
         finally:
             cursor.close()
-        results: list[StoredMessage] = []
-        for item in prepared:
-            if item.key_hash in existing:
-                results.append(existing[item.key_hash])
-            else:
-                record = StoredMessage(seqs[item.key_hash], item.envelope, now, duplicate=False)
-                existing[item.key_hash] = _as_duplicate(record)
-                results.append(record)
-        return results
+        return _records(prepared, existing, seqs, now)
 
     def _seqs(self, conn: Connection, hashes: list[str]) -> dict[str, int]:
         seqs: dict[str, int] = {}
@@ -286,15 +256,7 @@ class Store:
         return found
 
     def _update_state(self, conn: Connection, items: list[tuple[_Prepared, int]], now: datetime) -> None:
-        latest: dict[tuple[MessageKind, str], tuple[_Prepared, int]] = {}
-        for item, seq in items:  # the batch's last version of an object is the one that counts
-            latest[(item.kind, item.envelope.payload.id)] = (item, seq)
-        by_kind: dict[MessageKind, list[dict[str, Any]]] = {}
-        for (kind, _), (item, seq) in latest.items():
-            by_kind.setdefault(kind, []).append(
-                STATE_TABLES[kind].row(item.envelope.payload, item.payload_json, seq, now)
-            )
-        for kind, rows in by_kind.items():
+        for kind, rows in _state_rows(items, now).items():
             table = STATE_TABLES[kind].table
             stmt = self._insert(table)
             stmt = stmt.on_conflict_do_update(
@@ -575,6 +537,42 @@ class _Prepared:
             "stored_at": now,
             "body": self.body,
         }
+
+
+def _new_items(prepared: list[_Prepared], existing: dict[str, StoredMessage]) -> dict[str, _Prepared]:
+    """The batch's messages that are not stored yet, by key hash, each once (first appearance)."""
+    new: dict[str, _Prepared] = {}
+    for item in prepared:
+        if item.key_hash not in existing and item.key_hash not in new:
+            new[item.key_hash] = item
+    return new
+
+
+def _state_rows(items: list[tuple[_Prepared, int]], now: datetime) -> dict[MessageKind, list[dict[str, Any]]]:
+    """Current-state rows per kind for newly stored messages: the batch's last version of an object counts."""
+    latest: dict[tuple[MessageKind, str], tuple[_Prepared, int]] = {}
+    for item, seq in items:
+        latest[(item.kind, item.envelope.payload.id)] = (item, seq)
+    by_kind: dict[MessageKind, list[dict[str, Any]]] = {}
+    for (kind, _), (item, seq) in latest.items():
+        by_kind.setdefault(kind, []).append(STATE_TABLES[kind].row(item.envelope.payload, item.payload_json, seq, now))
+    return by_kind
+
+
+def _records(
+    prepared: list[_Prepared], existing: dict[str, StoredMessage], seqs: dict[str, int], now: datetime
+) -> list[StoredMessage]:
+    """One record per input, in order: stored ones as duplicates, new ones with their sequence numbers."""
+    results: list[StoredMessage] = []
+    for item in prepared:
+        if item.key_hash in existing:
+            results.append(existing[item.key_hash])
+        else:
+            record = StoredMessage(seqs[item.key_hash], item.envelope, now, duplicate=False)
+            # A key that appears twice in one batch is stored once; its second appearance is a duplicate.
+            existing[item.key_hash] = _as_duplicate(record)
+            results.append(record)
+    return results
 
 
 def envelope_json(envelope: Envelope, payload_json: str) -> str:
