@@ -15,20 +15,9 @@ from lxml import etree
 
 from conformance.openadr2b_ven_scenario import StepState
 from conformance.openadr2b_vtn_harness import Received
+from gateway.protocols.openadr2b.mapper import OPT_REASONS
 from gateway.protocols.openadr2b.messages import SERVICE_OF, OadrMessage, Payload, ResponseCode
 
-OPT_REASONS = frozenset(
-    {
-        "economic",
-        "emergency",
-        "mustRun",
-        "notParticipating",
-        "outageRunStatus",
-        "overrideStatus",
-        "participating",
-        "x-schedule",
-    }
-)
 REFUSALS = range(450, 470)  # the 2.0b error codes
 CLOCK_TOLERANCE = timedelta(minutes=5)
 _DATE_TIMES = frozenset({"date-time", "createdDateTime"})

@@ -62,25 +62,26 @@ class OverrideService:
     ) -> StoredMessage:
         """Withdraw an active override (a new version, status withdrawn). ``party_id``, when the caller is known
         to act for a party, must be the override's own."""
-        current = await asyncio.to_thread(self.get, override_id)
+        withdrawn = await asyncio.to_thread(self._withdrawn, override_id, party_id)
+        [record] = await self.ingestor.ingest([Envelope(payload=withdrawn)], protocol=protocol, peer=peer)
+        return record
+
+    def withdraw_sync(self, override_id: str, *, protocol: str, peer: str) -> StoredMessage:
+        """``withdraw`` for callers without an event loop (the CLI)."""
+        withdrawn = self._withdrawn(override_id, None)
+        [record] = self.ingestor.ingest_sync([Envelope(payload=withdrawn)], protocol=protocol, peer=peer)
+        return record
+
+    def _withdrawn(self, override_id: str, party_id: str | None) -> Override:
+        """The withdrawn version of an active override, or the OverrideError that says why there is none."""
+        current = self.get(override_id)
         if party_id is not None and party_id != current.party_id:
             raise OverrideError(
                 403, f"override '{override_id}' belongs to party '{current.party_id}', not '{party_id}'"
             )
         if current.status is OverrideStatus.WITHDRAWN:
             raise OverrideError(409, f"override '{override_id}' is withdrawn already")
-        withdrawn = current.model_copy(update={"status": OverrideStatus.WITHDRAWN})
-        [record] = await self.ingestor.ingest([Envelope(payload=withdrawn)], protocol=protocol, peer=peer)
-        return record
-
-    def withdraw_sync(self, override_id: str, *, protocol: str, peer: str) -> StoredMessage:
-        """``withdraw`` for callers without an event loop (the CLI)."""
-        current = self.get(override_id)
-        if current.status is OverrideStatus.WITHDRAWN:
-            raise OverrideError(409, f"override '{override_id}' is withdrawn already")
-        withdrawn = current.model_copy(update={"status": OverrideStatus.WITHDRAWN})
-        [record] = self.ingestor.ingest_sync([Envelope(payload=withdrawn)], protocol=protocol, peer=peer)
-        return record
+        return current.model_copy(update={"status": OverrideStatus.WITHDRAWN})
 
     def history(self, override_id: str) -> list[AuditEntry]:
         """Every stored version of the override, oldest first."""

@@ -49,7 +49,7 @@ from gateway.model import (
 from gateway.model.intervals import TimeSpan, interval_end, is_aligned
 from gateway.model.market import Side
 from gateway.model.overrides import Override, OverrideMode, OverrideStatus, SubjectKind
-from gateway.protocols.openadr2b.mapper import MappingError, reason_text
+from gateway.protocols.openadr2b.mapper import OPT_REASONS, MappingError, reason_text
 from gateway.protocols.openadr2b.messages import Event, OptType, Target
 from gateway.protocols.openadr2b.table import LevelMode, Program, SimpleLevels
 
@@ -182,21 +182,6 @@ def cancelled(obj: BridgeObject) -> BridgeObject | None:
     return obj.model_copy(update={"status": TenderStatus.CANCELLED})
 
 
-# openleadr refuses any optReason outside its list (x-other among them), so the rest are sent as overrideStatus
-_OPENLEADR_REASONS = frozenset(
-    {
-        "economic",
-        "emergency",
-        "mustRun",
-        "notParticipating",
-        "outageRunStatus",
-        "overrideStatus",
-        "participating",
-        "x-schedule",
-    }
-)
-
-
 def answer_for(
     made: Collection[str], resources: Collection[str], span: TimeSpan, overrides: Sequence[Override]
 ) -> tuple[OptType, Override | None]:
@@ -218,4 +203,5 @@ def opt_reason(answer: OptType, override: Override | None) -> str:
     if answer is OptType.OPT_IN or override is None:
         return "participating"
     text = reason_text(override.reason, override.reason_text)
-    return text if text in _OPENLEADR_REASONS else "overrideStatus"
+    # openleadr refuses any optReason outside the schema's list (x-other among them): the rest go as overrideStatus
+    return text if text in OPT_REASONS else "overrideStatus"

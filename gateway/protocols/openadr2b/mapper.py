@@ -182,6 +182,8 @@ _REASONS = {
     "x-schedule": OverrideReason.SCHEDULE,
 }
 _REASONS_OUT = {reason: text for text, reason in _REASONS.items()}
+OPT_REASONS = frozenset(_REASONS)
+"""The optReason values the 2.0b schema enumerates (anything else must be an x- extension)."""
 
 
 def response_id(party_id: str, event_id: str, modification_number: int) -> str:
