@@ -133,6 +133,15 @@ def serve(
             help="IEEE 2030.5 mapping file (control modes, server settings, programs, tariffs); default: installed.",
         ),
     ] = None,
+    override_mappings: Annotated[
+        str | None,
+        typer.Option(
+            "--override-mappings",
+            envvar="TGW_OVERRIDE_MAPPINGS",
+            help="Override policy file (program markets, expected responses, penalties, hard programs);"
+            " default: installed.",
+        ),
+    ] = None,
     ieee2030_5_cert_header: Annotated[
         str | None,
         typer.Option(
@@ -172,6 +181,7 @@ def serve(
         openadr_sign_key=tls_key,
         openadr_require_signatures=openadr_require_signatures,
         ieee2030_5_mappings=ieee2030_5_mappings,
+        override_mappings=override_mappings,
         ieee2030_5_cert_header=ieee2030_5_cert_header or None,
         ieee2030_5_notify_ca=ieee2030_5_notify_ca,
     )
@@ -205,6 +215,13 @@ def serve(
         try:
             load_sep2_table(Path(ieee2030_5_mappings))
         except Sep2TableError as exc:
+            fail(str(exc))
+    if override_mappings:
+        from gateway.overrides.policy import PolicyError, load_policy
+
+        try:
+            load_policy(override_mappings)
+        except PolicyError as exc:
             fail(str(exc))
     try:
         store = Store(settings.database_url)  # open and migrate up front: a bad URL fails here, readably

@@ -37,6 +37,9 @@ class Settings:
     """Refuse unsigned OpenADR requests from every VEN (a VEN that registered with signatures must sign anyway)."""
     ieee2030_5_mappings: str | None = None
     """An IEEE 2030.5 mapping file (control modes, server settings, programs, tariffs) instead of the installed one."""
+    override_mappings: str | None = None
+    """An override policy file (program markets, expected responses, penalties, hard programs) instead of the
+    installed one."""
     ieee2030_5_cert_header: str | None = None
     """Header in which a trusted TLS proxy forwards the device's client certificate (escaped PEM or SHA-256)."""
     ieee2030_5_notify_ca: str | None = None

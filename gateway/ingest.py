@@ -34,6 +34,7 @@ from gateway.model import (
     check_parent,
 )
 from gateway.model.base import utc_now
+from gateway.overrides.policy import OverridePolicy, load_policy
 from gateway.overrides.rules import override_findings
 from gateway.store import Store, StoredMessage
 
@@ -126,9 +127,10 @@ RESERVED_PROTOCOLS = frozenset({"market"})
 class Ingestor:
     """Checks, stores and publishes canonical messages."""
 
-    def __init__(self, store: Store, bus: Bus | None = None) -> None:
+    def __init__(self, store: Store, bus: Bus | None = None, policy: OverridePolicy | None = None) -> None:
         self.store = store
         self.bus = bus
+        self.policy = policy if policy is not None else load_policy()
 
     def check(
         self, envelopes: Sequence[Envelope], *, known: set[tuple[MessageKind, str]] | None = None
@@ -174,7 +176,7 @@ class Ingestor:
                 for loc, msg in _market_findings(payload, lookup, now):
                     problems.append(Problem((*base, *loc), msg, "market_rule"))
                 if isinstance(payload, Override):
-                    for loc, msg in override_findings(payload, lookup.get, lookup.resources_of, now):
+                    for loc, msg in override_findings(payload, lookup.get, lookup.resources_of, now, self.policy):
                         problems.append(Problem((*base, *loc), msg, "override_rule"))
             lookup.add(envelope.message_kind, payload)
         return problems

@@ -32,6 +32,7 @@ from gateway.ingest import Ingestor
 from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
 from gateway.model import MessageKind
+from gateway.overrides.policy import load_policy
 from gateway.overrides.service import OverrideService
 from gateway.protocols.ei.oauth import router as ei_oauth_router
 from gateway.protocols.ei.service import router as ei_router
@@ -129,7 +130,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.store = store if store is not None else await asyncio.to_thread(Store, settings.database_url)
         app.state.bus = Bus()
         app.state.bus.bind(asyncio.get_running_loop())
-        app.state.ingestor = Ingestor(app.state.store, app.state.bus)
+        app.state.override_policy = load_policy(settings.override_mappings)
+        app.state.ingestor = Ingestor(app.state.store, app.state.bus, app.state.override_policy)
         app.state.market_runner = MarketRunner(app.state.store)
         app.state.overrides = OverrideService(app.state.store, app.state.ingestor)
         app.state.ei_cert_header = settings.ei_cert_header

@@ -10,7 +10,10 @@ optOut, a 2030.5 Response 4, a REST POST and an MQTT message are refused for the
 - an override changes what happens next, not what already happened: one whose span has ended is refused,
   unless it is exactly what is stored already (a peer repeating its earlier answer is not a change);
 - an override keeps its party: another party cannot take over or withdraw it;
-- a partial override keeps a quantity no larger than what it overrides, when that is known (a transaction).
+- a partial override keeps a quantity no larger than what it overrides, when that is known (a transaction);
+- a control of a program the operator runs as *hard* (``enforcement: hard`` in ``mappings/overrides.yaml``: it
+  curtails or disconnects directly, for the safety of the network) cannot be overridden; a soft one always can,
+  and the override is settled.
 
 Unknown subjects, parties and resources are refused earlier, by the reference check every kind gets.
 """
@@ -24,8 +27,9 @@ from typing import NamedTuple
 from gateway.market.rules import network_path
 from gateway.model import CanonicalObject, Control, Location, MessageKind, OperatingEnvelope, Override, Resource
 from gateway.model.market import Tender, Transaction
-from gateway.model.overrides import OverrideMode
+from gateway.model.overrides import OverrideMode, SubjectKind
 from gateway.model.units import PowerUnit, convert_power
+from gateway.overrides.policy import OverridePolicy
 
 Finding = tuple[tuple[str | int, ...], str]
 """(field path inside the payload, reason)"""
@@ -35,7 +39,9 @@ ResourcesOf = Callable[[str], list[Resource]]
 """A party's resources (those it owns)."""
 
 
-def override_findings(override: Override, get: Getter, resources_of: ResourcesOf, now: datetime) -> list[Finding]:
+def override_findings(
+    override: Override, get: Getter, resources_of: ResourcesOf, now: datetime, policy: OverridePolicy | None = None
+) -> list[Finding]:
     """Why ``override`` is refused (empty when it is not). ``get`` also answers locations: a control or envelope
     aimed at a transformer reaches the resources at every service point below it."""
     found: list[Finding] = []
@@ -65,6 +71,16 @@ def override_findings(override: Override, get: Getter, resources_of: ResourcesOf
                 )
             )
     found.extend(_subject_findings(override, get, _located(resources_of, get)))
+    if policy is not None and override.mode is not OverrideMode.OPT_IN and override.subject.kind is SubjectKind.CONTROL:
+        control = get(MessageKind.CONTROL, override.subject.id)
+        if isinstance(control, Control) and policy.is_hard(control.program_id):
+            found.append(
+                (
+                    ("subject", "id"),
+                    f"control '{control.id}' belongs to program '{control.program_id}', which the operator enforces"
+                    " directly (hard curtailment for the network's safety): it cannot be overridden",
+                )
+            )
     return found
 
 
