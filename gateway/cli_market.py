@@ -95,15 +95,27 @@ def settle_market(
     start: Annotated[str, typer.Option(help="first interval start (ISO 8601, inclusive)")],
     end: Annotated[str, typer.Option(help="end of the window (ISO 8601, exclusive)")],
     database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    override_mappings: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TGW_OVERRIDE_MAPPINGS", help="override policy file (program markets, penalties); default: installed"
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Settle metered deliveries against positions for the intervals in [start, end) and store the lines."""
+    """Settle metered deliveries against positions, and the overrides that count, for the intervals in [start, end)
+    and store the lines."""
     from gateway.market.billing import settle_window
     from gateway.market.runs import MarketError
+    from gateway.overrides.policy import load_policy
 
+    try:
+        policy = load_policy(override_mappings)
+    except ValueError as exc:
+        fail(str(exc))
     store = _open(database_url)
     try:
-        report, stored = settle_window(store, market_id, instant(start, "--start"), instant(end, "--end"))
+        report, stored = settle_window(store, market_id, instant(start, "--start"), instant(end, "--end"), policy)
     except (MarketError, ValueError) as exc:
         fail(str(exc))
     finally:
@@ -123,6 +135,9 @@ def settle_market(
                     "unpriced": [
                         {"party_id": p, "location_id": loc, "interval_start": i.start.isoformat()}
                         for p, loc, i in report.unpriced
+                    ],
+                    "unquantified_overrides": [
+                        {"override_id": o, "reason": reason} for o, reason in report.unquantified
                     ],
                 },
                 indent=2,
@@ -147,8 +162,10 @@ def settle_market(
         console.print(f"  {party}: {total} {report.lines[0].currency if report.lines else ''} (+ = pays)")
     console.print(
         f"{new} new lines stored; {len(report.missing_deliveries)} positions without meter data;"
-        f" {len(report.unpriced)} readings in uncleared intervals"
+        f" {len(report.unpriced)} readings or override deviations in uncleared intervals"
     )
+    for override_id, reason in report.unquantified:
+        err_console.print(f"  override {override_id} is not charged: {reason}", highlight=False)
 
 
 @market_app.command("results")

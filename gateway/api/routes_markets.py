@@ -50,12 +50,22 @@ class Unsettled(BaseModel):
     interval: Interval
 
 
+class UnquantifiedOverride(BaseModel):
+    override_id: str
+    reason: str
+
+
 class SettleOut(BaseModel):
     lines: list[SettlementLine]
     totals: dict[str, Decimal] = Field(description="per party: what it pays (negative: is paid)")
     stored: int = Field(description="lines stored by this run (0 when the same data was settled before)")
     missing_deliveries: list[Unsettled] = Field(description="positions with no metered delivery: not settled")
-    unpriced: list[Unsettled] = Field(description="deliveries in intervals the market has not cleared: not settled")
+    unpriced: list[Unsettled] = Field(
+        description="deliveries and override deviations in intervals the market has not cleared: not settled"
+    )
+    unquantified_overrides: list[UnquantifiedOverride] = Field(
+        default_factory=list, description="overrides that count here but whose quantity nobody can say: not charged"
+    )
 
 
 def _window(start: datetime | None, end: datetime | None) -> dict[str, tuple[str | None, str | None]]:
@@ -190,7 +200,7 @@ async def positions(
 async def settle(market_id: str, body: SettleRequest, request: Request) -> SettleOut:
     try:
         report, stored = await asyncio.to_thread(
-            settle_window, request.app.state.store, market_id, body.start, body.end
+            settle_window, request.app.state.store, market_id, body.start, body.end, request.app.state.override_policy
         )
     except MarketError as exc:
         raise _http_error(exc) from exc
@@ -206,6 +216,7 @@ async def settle(market_id: str, body: SettleRequest, request: Request) -> Settl
             Unsettled(party_id=p, location_id=loc, interval=i) for p, loc, i in report.missing_deliveries
         ],
         unpriced=[Unsettled(party_id=p, location_id=loc, interval=i) for p, loc, i in report.unpriced],
+        unquantified_overrides=[UnquantifiedOverride(override_id=o, reason=r) for o, r in report.unquantified],
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from itertools import pairwise
@@ -60,6 +60,8 @@ class SettlementReport:
     totals: dict[str, Decimal]
     missing_deliveries: list[tuple[str, str, Interval]]
     unpriced: list[tuple[str, str, Interval]]
+    unquantified: list[tuple[str, str]] = field(default_factory=list)
+    """(override id, reason): overrides that count in this market but whose quantity nobody can say."""
 
 
 def settle(
@@ -163,12 +165,20 @@ def settle(
         if not covered_all and key in trades:
             missing.append((party, location, slot))
 
-    lines.sort(key=lambda line: (line.party_id, line.location_id, line.interval.start, line.kind.value, line.id))
+    return SettlementReport(lines=order(lines), totals=totals_of(lines), missing_deliveries=missing, unpriced=unpriced)
+
+
+def order(lines: Iterable[SettlementLine]) -> list[SettlementLine]:
+    """Bill order: party, location, interval start, kind, id."""
+    return sorted(lines, key=lambda x: (x.party_id, x.location_id, x.interval.start, x.kind.value, x.id))
+
+
+def totals_of(lines: Iterable[SettlementLine]) -> dict[str, Decimal]:
+    """Each party's exact sum of line amounts (positive = the party pays)."""
     amounts: defaultdict[str, list[Decimal]] = defaultdict(list)
     for line in lines:
         amounts[line.party_id].append(line.amount)
-    totals = {party: _exact_sum(values) for party, values in amounts.items()}
-    return SettlementReport(lines=lines, totals=totals, missing_deliveries=missing, unpriced=unpriced)
+    return {party: _exact_sum(values) for party, values in amounts.items()}
 
 
 def amount(rate: Decimal, seconds: int, price: Decimal, market: Market) -> Decimal:

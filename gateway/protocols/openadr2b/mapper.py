@@ -214,7 +214,9 @@ def event_response_to_canonical(
         party_id=party_id,
         subject=Subject(kind=SubjectKind.CONTROL, id=control.id),
         mode=OverrideMode.OPT_OUT,
-        reason=OverrideReason.NOT_PARTICIPATING,
+        # The customer declining an event it was sent is its override of it: the same reason a 2030.5 device's
+        # Response 4 and an EiOpt with optReason overrideStatus give, so every edge stores the same record.
+        reason=OverrideReason.OVERRIDE_STATUS,
         span=control.span,
         status=OverrideStatus.ACTIVE if opted_out else OverrideStatus.WITHDRAWN,
         created_at=at,
