@@ -67,7 +67,9 @@ def settle_window(
 
     overrides = _overrides_near(store, start, end)
     subjects = _subjects(store, overrides)
-    priced = settle_overrides(market, clearings, overrides, subjects, readings, policy, (start, end))  # type: ignore[arg-type]
+    # Only meters the market settles can replace an override's estimate: a party without a position here is billed
+    # elsewhere for what its meter shows, so here the estimate is all the market knows of its deviation.
+    priced = settle_overrides(market, clearings, overrides, subjects, deliveries, policy, (start, end))  # type: ignore[arg-type]
     lines = report.lines + priced.lines
     lines += _reversals(store, market, start, end, {line.id for line in lines})
     unpriced = report.unpriced + [item for item in priced.unpriced if item not in report.unpriced]

@@ -195,10 +195,12 @@ def event_override_id(party_id: str, control_id: str) -> str:
 
 
 def event_response_to_canonical(
-    answer: EventResponse, party_id: str, control: Control | None, at: datetime
+    answer: EventResponse, party_id: str, control: Control | None, at: datetime, resource_id: str | None = None
 ) -> list[Response | Override]:
     """An optIn/optOut for one event: a Response, and, when the event's ``control`` is known (its span is the
-    override's), an Override that an optOut makes active and a later optIn withdraws."""
+    override's), an Override that an optOut makes active and a later optIn withdraws. ``resource_id``: the one
+    resource of the party the event names, if it names exactly one (the VEN then answered for that resource, and
+    the override must compete with that resource's overrides from other edges); otherwise the party as a whole."""
     opted_out = answer.opt_type is OptType.OPT_OUT
     response = Response(
         id=response_id(party_id, answer.event_id, answer.modification_number),
@@ -213,6 +215,7 @@ def event_response_to_canonical(
         id=event_override_id(party_id, control.id),
         party_id=party_id,
         subject=Subject(kind=SubjectKind.CONTROL, id=control.id),
+        resource_id=resource_id,
         mode=OverrideMode.OPT_OUT,
         # The customer declining an event it was sent is its override of it: the same reason a 2030.5 device's
         # Response 4 and an EiOpt with optReason overrideStatus give, so every edge stores the same record.

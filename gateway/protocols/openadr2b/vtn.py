@@ -242,7 +242,12 @@ class Vtn:
                 if await asyncio.to_thread(self.store.exists, MessageKind.TENDER, answer.event_id):
                     continue  # a price event: opting out of a price means nothing to the market
                 raise OadrRefusal(ResponseCode.INVALID_ID, f"there is no event '{answer.event_id}' for you")
-            objects.extend(mapper.event_response_to_canonical(answer, record.party_id, control, at))
+            resource = None
+            if control.targets.resource_ids:
+                own = {r.id for r in await asyncio.to_thread(self.directory.resources_of, record.party_id)}
+                named = [r for r in control.targets.resource_ids if r in own]
+                resource = named[0] if len(named) == 1 else None
+            objects.extend(mapper.event_response_to_canonical(answer, record.party_id, control, at, resource))
         await self._ingest(objects, record, message.request_id)
         return _ok(Payload.RESPONSE, message, record.ven_id)
 
