@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from gateway.model import Clearing, Envelope, Interval, MessageKind, Override, R
 from gateway.model.markets import ClearingType
 from gateway.overrides.policy import load_policy
 from gateway.protocols.ieee2030_5 import mapper
+from gateway.protocols.ieee2030_5 import models as m
 from gateway.protocols.ieee2030_5.client import Sep2Client
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate
 from gateway.store import Store
@@ -352,3 +354,75 @@ def test_a_meter_reading_that_arrives_later_replaces_the_estimate(http_world: tu
         ("transaction", Decimal("0.4")),
     ]
     assert Decimal(after["totals"]["ben"]) == Decimal("3.4")
+
+
+# -- every edge shows an override, whichever edge it came through ----------------------------------------------
+
+APP_OPT_OUT = {
+    "id": "app-optout-2",
+    "party_id": "ben",
+    "subject": {"kind": "control", "id": CONTROL},
+    "mode": "opt_out",
+    "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
+}
+
+
+def test_the_2030_5_device_is_shown_an_opt_out_made_in_the_customers_app(pki: TestCa, tmp_path: Path) -> None:
+    issued = pki.issue("ben-ev-shown")
+    store, settings = seeded(tmp_path, lfdi_of_certificate(issued.der))
+    server, operator = pki.issue("localhost", server=True), pki.issue("operator")
+    tls = server_tls_options(str(server.cert), str(server.key), str(pki.ca_file), require_client=True)
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    context.load_cert_chain(str(operator.cert), str(operator.key))
+    try:
+        with serve_in_thread(create_app(settings, store=store), **tls) as base:
+            base = base.replace("127.0.0.1", "localhost")
+            with Sep2Client(base, cert=issued.cert, key=issued.key, ca=pki.ca_file, pin=PIN) as device:
+                view = device.discover()
+                mrid = mapper.control_mrid(CONTROL, 0, PEN).upper()
+
+                def shown() -> list[tuple[int | None, str]]:
+                    _, sets = device.get_all(f"{view.end_device.href}/rsps", m.ResponseSetList, "ResponseSet")
+                    return [
+                        (r.status, r.subject)
+                        for s in sets
+                        for r in device.get_all(s.ResponseListLink.href, m.ResponseList, "Response")[1]
+                    ]
+
+                assert shown() == []
+                with httpx.Client(base_url=base, verify=context, timeout=30) as app:
+                    assert app.post("/v1/overrides", json=APP_OPT_OUT).status_code == 201
+                    assert shown() == [(4, mrid)]  # opted out, for the DERControl the device holds
+                    assert app.post(f"/v1/overrides/{APP_OPT_OUT['id']}/withdraw").status_code == 201
+                    assert shown() == []  # withdrawn: no longer in force
+    finally:
+        store.close()
+
+
+def test_the_vtn_shows_a_vens_party_an_opt_out_made_elsewhere(pki: TestCa, tmp_path: Path) -> None:
+    from openleadr import OpenADRClient
+
+    logging.getLogger("openleadr").setLevel(logging.ERROR)
+    store, settings = seeded(tmp_path, lfdi_of_certificate(pki.issue("unused-2").der))
+    settings = Settings(**{**settings.__dict__, "openadr_insecure": True})
+
+    async def register(base: str) -> None:
+        ven = OpenADRClient(ven_name="ben", vtn_url=base + "/OpenADR2/Simple/2.0b", show_fingerprint=False)
+        try:
+            await ven.create_party_registration()
+            assert ven.registration_id
+        finally:
+            await ven.stop()
+
+    try:
+        with serve_in_thread(create_app(settings, store=store)) as base, httpx.Client(base_url=base) as http:
+            asyncio.run(register(base))
+            (ben,) = http.get("/v1/openadr2b/vens").json()
+            assert ben["party_id"] == "ben" and ben["overrides"] == []
+            assert http.post("/v1/overrides", json=APP_OPT_OUT).status_code == 201
+            (ben,) = http.get("/v1/openadr2b/vens").json()
+            assert [(o["override_id"], o["subject_id"], o["mode"]) for o in ben["overrides"]] == [
+                (APP_OPT_OUT["id"], CONTROL, "opt_out")
+            ]
+    finally:
+        store.close()

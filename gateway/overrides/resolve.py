@@ -59,3 +59,15 @@ def opted_out(overrides: Iterable[Override], at: datetime) -> list[Override]:
 def change_points(overrides: Iterable[Override]) -> list[datetime]:
     """Every moment an override starts or ends: between two of them, who wins cannot change."""
     return sorted({t for o in overrides for t in (o.span.start, o.span.end)})
+
+
+def standing(overrides: Iterable[Override], now: datetime) -> list[Override]:
+    """The overrides that take their party (partly) out at some moment from ``now`` on: what an edge shows its
+    peer as in force, whichever edge the override came through. In id order."""
+    overrides = list(overrides)
+    moments = [now, *(t for t in change_points(overrides) if t > now)]
+    found: dict[str, Override] = {}
+    for moment in moments:
+        for override in opted_out(overrides, moment):
+            found[override.id] = override
+    return [found[key] for key in sorted(found)]

@@ -26,14 +26,24 @@ from gateway.model import (
     Location,
     MessageKind,
     OperatingEnvelope,
+    Override,
     Resource,
 )
+from gateway.overrides.resolve import standing
 from gateway.protocols.ieee2030_5.identity import sfdi_of_lfdi
 from gateway.store import Store, StoredMessage
 
 LFDI_IDENTITY = "lfdi"
 PIN_IDENTITY = "ieee2030_5-pin"
-WATCHED = frozenset({MessageKind.RESOURCE, MessageKind.LOCATION, MessageKind.CONTROL, MessageKind.OPERATING_ENVELOPE})
+WATCHED = frozenset(
+    {
+        MessageKind.RESOURCE,
+        MessageKind.LOCATION,
+        MessageKind.CONTROL,
+        MessageKind.OPERATING_ENVELOPE,
+        MessageKind.OVERRIDE,
+    }
+)
 _LOG_CHECK_SECONDS = 1.0
 _CATCH_UP_PAGE = 5000
 
@@ -96,6 +106,7 @@ class CanonicalIndex:
         self.parents: dict[str, str | None] = {}
         self.controls: dict[str, Control] = {}
         self.envelopes: dict[str, OperatingEnvelope] = {}
+        self.overrides: dict[str, Override] = {}  # live ones, from every edge: the device's ResponseList shows them
         self.cancelled_at: dict[str, int] = {}  # control id -> when this index first saw it cancelled (epoch)
         # every kind, not only WATCHED: the sequence numbers of the others tell that nothing was missed
         self._subscription: Subscription | None = bus.subscribe(None) if bus is not None else None
@@ -127,6 +138,10 @@ class CanonicalIndex:
                 assert isinstance(envelope, OperatingEnvelope)
                 if envelope.periods[-1].span.end >= horizon:
                     self.envelopes[envelope.id] = envelope
+            for override in self.store.list(MessageKind.OVERRIDE, limit=None):
+                assert isinstance(override, Override)
+                if override.span.end >= horizon:
+                    self.overrides[override.id] = override
             self.applied_seq = max(self.applied_seq, seq)
             self._loaded = True
             self._log_checked_at = time.monotonic()
@@ -196,6 +211,8 @@ class CanonicalIndex:
             self.controls[payload.id] = payload
         elif isinstance(payload, OperatingEnvelope):
             self.envelopes[payload.id] = payload
+        elif isinstance(payload, Override):
+            self.overrides[payload.id] = payload
         else:
             return
         self.version += 1
@@ -216,6 +233,8 @@ class CanonicalIndex:
                 del self.controls[key]
             for key in [k for k, e in self.envelopes.items() if e.periods[-1].span.end < horizon]:
                 del self.envelopes[key]
+            for key in [k for k, o in self.overrides.items() if o.span.end < horizon]:
+                del self.overrides[key]
 
     # -- what a device sees ---------------------------------------------------------------------------
 
@@ -250,6 +269,16 @@ class CanonicalIndex:
             for e in self.envelopes.values()
             if e.resource_id == device.resource_id or (e.resource_id is None and e.location_id == device.location_id)
         ]
+
+    def overrides_for(self, device: Device, now: datetime) -> list[Override]:
+        """The device's party's overrides in force now or later that concern this device (named, or the party as a
+        whole), from every edge: an opt-out through the customer's app is shown to the device too."""
+        mine = [
+            o
+            for o in self.overrides.values()
+            if o.party_id == device.party_id and o.resource_id in (None, device.resource_id)
+        ]
+        return standing(mine, now) if mine else []
 
     def device(self, lfdi: str) -> Device | None:
         return self.devices_by_lfdi.get(lfdi)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
+from gateway.model.overrides import OverrideMode
 from gateway.protocols.ieee2030_5 import codec
 from gateway.protocols.ieee2030_5 import models as m
 from gateway.protocols.ieee2030_5.clock import time_fields
@@ -383,11 +385,42 @@ class Views:
             return None
         if len(tail) == 1:
             return found
+        view = next(v for v in views if v.key == tail[0])
         responses = self.state.responses(device.lfdi, tail[0])
+        responses = responses + self._override_responses(device, view, found.href, responses, now)
         if len(tail) == 3:
             return next((r for r in responses if r.href == f"{found.href}/rsp/{tail[2]}"), None)
         chosen = page.cut(responses, self.max_page)
         return m.ResponseList(href=f"{found.href}/rsp", all=len(responses), results=len(chosen), Response=chosen)
+
+    def _override_responses(
+        self, device: Device, view: ProgramView, href: str, posted: list[m.DERControlResponse], now: int
+    ) -> list[m.DERControlResponse]:
+        """Overrides from other edges (the customer's app, MQTT, the VEN) shown as the Response the device would
+        have posted: 4 (opted out) or 8 (partly), for each of the program's DERControls they cover. A device that
+        posted one itself is not shown a second."""
+        overrides = self.book.index.overrides_for(device, datetime.fromtimestamp(now, UTC))
+        if not overrides:
+            return []
+        answered = {(r.subject, r.status) for r in posted}
+        shown: list[m.DERControlResponse] = []
+        for override in overrides:
+            status = 4 if override.mode is OverrideMode.OPT_OUT else 8
+            start, end = int(override.span.start.timestamp()), int(override.span.end.timestamp())
+            for rendered in view.controls:
+                covers = rendered.start < end and start < rendered.start + rendered.duration
+                if rendered.source_id != override.subject.id or not covers or (rendered.mrid, status) in answered:
+                    continue
+                shown.append(
+                    m.DERControlResponse(
+                        href=f"{href}/rsp/ovr-{mint_mrid(f'{override.id}:{rendered.mrid}', self.table.server.pen)}",
+                        createdDateTime=int(override.created_at.timestamp()),
+                        endDeviceLFDI=device.lfdi,
+                        status=status,
+                        subject=rendered.mrid,
+                    )
+                )
+        return shown
 
     # -- pricing -----------------------------------------------------------------------------------
 

@@ -9,11 +9,26 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel
 
+from gateway.model import MessageKind, Override
+from gateway.model.base import utc_now
+from gateway.overrides.resolve import standing
 from gateway.protocols.openadr2b.vtn import OadrRefusal, Vtn
 
 router = APIRouter(prefix="/v1/openadr2b/vens", tags=["openadr2b"])
 
 VenId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class StandingOverride(BaseModel):
+    """An override of the VEN's party in force now or later, through whichever edge it came."""
+
+    override_id: str
+    subject_kind: str
+    subject_id: str
+    resource_id: str | None
+    mode: str
+    start: str
+    end: str
 
 
 class VenOut(BaseModel):
@@ -27,6 +42,7 @@ class VenOut(BaseModel):
     xml_signature: bool
     data_points: list[str]
     report_requests: list[str]
+    overrides: list[StandingOverride]
 
 
 def _vtn(request: Request) -> Vtn:
@@ -35,7 +51,26 @@ def _vtn(request: Request) -> Vtn:
 
 @router.get("", response_model=list[VenOut], summary="The VENs this VTN knows, registered or not")
 async def list_vens(request: Request) -> list[VenOut]:
-    records = await asyncio.to_thread(_vtn(request).directory.records)
+    vtn = _vtn(request)
+    records = await asyncio.to_thread(vtn.directory.records)
+    now = utc_now()
+
+    def overrides_of(party_id: str) -> list[StandingOverride]:
+        found = vtn.store.list(MessageKind.OVERRIDE, filters={"party_id": party_id}, limit=None)
+        return [
+            StandingOverride(
+                override_id=o.id,
+                subject_kind=o.subject.kind.value,
+                subject_id=o.subject.id,
+                resource_id=o.resource_id,
+                mode=o.mode.value,
+                start=o.span.start.isoformat(),
+                end=o.span.end.isoformat(),
+            )
+            for o in standing([o for o in found if isinstance(o, Override)], now)
+        ]
+
+    standing_by_party = await asyncio.to_thread(lambda: {r.party_id: overrides_of(r.party_id) for r in records})
     return [
         VenOut(
             ven_id=r.ven_id,
@@ -48,6 +83,7 @@ async def list_vens(request: Request) -> list[VenOut]:
             xml_signature=r.xml_signature,
             data_points=sorted(r.data_points),
             report_requests=sorted(r.report_requests),
+            overrides=standing_by_party[r.party_id],
         )
         for r in sorted(records, key=lambda r: r.ven_id)
     ]
