@@ -32,6 +32,7 @@ from gateway.demo_ei import report_position, tender_peak
 from gateway.demo_ieee13 import write_ieee13
 from gateway.demo_market import DEPOT, OPERATOR, clear_and_settle, depot_tender, market, subscription
 from gateway.demo_openadr import legacy_ven, write_mapping
+from gateway.demo_overrides import override_cost, write_policy
 from gateway.model import LocationKind
 
 MARKET = "maple-dam"
@@ -268,7 +269,11 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
     # No periodic call auction in the demo: it clears tomorrow's peak hour on purpose, below.
     mapping = write_mapping(workdir, MARKET)
     settings = Settings(
-        database_url=database_url, market_tick_seconds=0, openadr_insecure=True, openadr_mappings=str(mapping)
+        database_url=database_url,
+        market_tick_seconds=0,
+        openadr_insecure=True,
+        openadr_mappings=str(mapping),
+        override_mappings=str(write_policy(workdir, MARKET)),
     )
     app = create_app(settings)
     with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
@@ -338,6 +343,7 @@ def run_demo(console: Console, directory: Path | None = None) -> None:
         clear_and_settle(http, console, MARKET, MARKET_ZONE, peak, [FEEDER, SUBSTATION_TRANSFORMER, SMALL_TRANSFORMER])
         report_position(http, console, the_market, peak)
         legacy_ven(console, base_url, http)
+        override_cost(http, console, MARKET, MARKET_ZONE, next(h for h in hours if local_hour(h) == 17))
         smart_inverter(console, workdir, database_url, http, MARKET, MARKET_ZONE)
 
         health = http.get("/health").json()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +134,24 @@ def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
     assert store.get(MessageKind.TENDER, "chen-morning").status.value == "cancelled"  # type: ignore[union-attr]
     assert len(store.rejections()) == 2
     # The peak hour cleared on the network: the 500 kVA transformer bound and its side of it priced higher.
-    [clearing] = store.list(MessageKind.CLEARING)
+    clearings = store.list(MessageKind.CLEARING)
+    assert len(clearings) == 2  # the peak hour, then the DR event's first hour for the override's settlement
+    clearing = max(clearings, key=lambda c: c.interval.start)  # type: ignore[union-attr]
     assert clearing.binding_location_ids == ["xf-xfm1"]  # type: ignore[union-attr]
     assert clearing.price_at("xf-xfm1") > clearing.price_at("fdr-ieee13nodeckt")  # type: ignore[union-attr]
     assert "bills for the hour" in result.stdout
     assert "eiCreatedTender 200" in result.stdout and "eiReplyPosition: -50 kW" in result.stdout
     lines = store.list(MessageKind.SETTLEMENT_LINE, limit=None)
-    assert {line.kind.value for line in lines} == {"transaction", "subscription", "deviation"}  # type: ignore[union-attr]
+    assert {line.kind.value for line in lines} == {"transaction", "subscription", "deviation", "penalty"}  # type: ignore[union-attr]
+    # Ben opted out of the DR event from his VEN: 3 kWh penalty per hour, and the hour no meter covered estimated
+    override_id = "oadr-optout.ben.dr-evening-peak"
+    charged = [line for line in lines if line.reference_ids[:1] == [override_id]]  # type: ignore[union-attr]
+    assert sorted((line.kind.value, line.amount) for line in charged) == [  # type: ignore[union-attr]
+        ("deviation", Decimal(3) * min(clearings, key=lambda c: c.interval.start).price_at("SP-ben")),  # type: ignore[union-attr]
+        ("penalty", Decimal("1.5")),
+        ("penalty", Decimal("1.5")),
+    ]
+    assert "the override costs Ben" in result.stdout
 
 
 @pytest.mark.parametrize("args", [["--help"], ["version"]])
