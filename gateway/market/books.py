@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 import numpy as np
 
@@ -70,8 +71,18 @@ def _micros(instant: datetime) -> int:
     return int(instant.timestamp() * 1_000_000)
 
 
-def gather(market: Market, interval: Interval, tenders: Iterable[Tender], *, gate_closed_at: datetime) -> IntervalBook:
+def gather(
+    market: Market,
+    interval: Interval,
+    tenders: Iterable[Tender],
+    *,
+    gate_closed_at: datetime,
+    accepted: Mapping[str, Decimal] | None = None,
+) -> IntervalBook:
     """The book of ``interval``: each trading tender's row for it, converted to the market's units.
+
+    ``accepted``: per tender id, what of its row for this interval counterparties already accepted bilaterally
+    (in the tender's unit, see ``fills``); the auction offers only the rest, so nothing is sold twice.
 
     A tender counts when it was created before the gate closed, is open or partly filled, was not expired when the
     gate closed, matches the market's currency and grid, and has a row with a positive quantity in the interval.
@@ -93,9 +104,12 @@ def gather(market: Market, interval: Interval, tenders: Iterable[Tender], *, gat
         if at == len(starts) or starts[at] != start:
             continue  # no row for this interval: not in the book, nothing to report
         row = tender.rows[at]
-        if row["quantity"] == 0:
+        rest = row["quantity"] - (accepted.get(tender.id, Decimal(0)) if accepted else Decimal(0))
+        if rest <= 0:
+            if row["quantity"] > 0:
+                book.skipped["filled"] += 1
             continue
-        quantity = float(convert_power(row["quantity"], tender.quantity_unit, market.quantity_unit))
+        quantity = float(convert_power(rest, tender.quantity_unit, market.quantity_unit))
         price = float(convert_price(row["price"], tender.price_per, market.price_per))
         bid = Bid(tender, quantity, price)
         (book.transport if isinstance(tender.product, TransportProduct) else book.energy).append(bid)

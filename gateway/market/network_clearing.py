@@ -36,6 +36,13 @@ limit, a load pocket) makes ``nu_down < 0``: prices inside are higher. The reduc
 ``price_L - p_i`` and of a sell is ``p_i - price_L``, so by LP optimality an awarded buy pays no more than its bid
 and an awarded sell receives no less than its offer.
 
+Operating envelopes (``Network.import_limit`` / ``export_limit``) are one-way limits on the same edges: the "up" row
+of an edge with an export envelope has the right-hand side ``min(cap_e, export_e)``, the "down" row
+``min(cap_e, import_e)``, so they price exactly like a transformer limit (a binding export envelope at a seller's
+connection point lowers the price there and, when that seller was needed, raises it everywhere else). Only when a
+transport tender could add to that edge and direction does the envelope get a row of its own, which transport does
+not relax. A network without envelopes builds the same rows as before they existed.
+
 Transport tenders (TeMIX "transport" product) are directional: a tender from a child location to its parent adds
 to the export ("up") limit of the child's edge, one from a parent to its child adds to the import ("down") limit.
 The LP buys one when its price is below the congestion it relieves.
@@ -105,24 +112,40 @@ class Network:
     ``capacity_kva`` limits the flow on the edge between a location and its parent, both ways. A location
     without a capacity (or with ``inf``) is unlimited; a capacity given for the root is ignored (it has no edge).
 
+    ``import_limit`` and ``export_limit`` bound the same edge one way each, on top of the capacity: the net import
+    into (export out of) the location's subtree, which for a connection point is its own net injection. They are
+    operating envelopes, not wires: transport tenders add to the capacity, never to an envelope (an edge with
+    both gets two rows, see :func:`clear_network`). Absent = no envelope.
+
     Checked on construction so that a bad tree fails with a reason instead of an LP that means something else.
     """
 
     parent: Mapping[str, str | None]
     capacity_kva: Mapping[str, float | Decimal] = field(default_factory=dict)
+    import_limit: Mapping[str, float | Decimal] = field(default_factory=dict)
+    export_limit: Mapping[str, float | Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_tree(self.parent)
-        for loc, cap in self.capacity_kva.items():
-            if loc not in self.parent:
-                raise ValueError(f"capacity given for unknown location {loc!r}")
-            value = float(cap)
-            if math.isnan(value) or value < 0:
-                raise ValueError(f"capacity of {loc!r} must be >= 0 (got {cap!r})")
+        for what, limits in (
+            ("capacity", self.capacity_kva),
+            ("import limit", self.import_limit),
+            ("export limit", self.export_limit),
+        ):
+            _check_limits(self.parent, what, limits)
 
     @property
     def root(self) -> str:
         return next(loc for loc, par in self.parent.items() if par is None)
+
+
+def _check_limits(parent: Mapping[str, str | None], what: str, limits: Mapping[str, float | Decimal]) -> None:
+    for loc, cap in limits.items():
+        if loc not in parent:
+            raise ValueError(f"{what} given for unknown location {loc!r}")
+        value = float(cap)
+        if math.isnan(value) or value < 0:
+            raise ValueError(f"{what} of {loc!r} must be >= 0 (got {cap!r})")
 
 
 def _check_tree(parent: Mapping[str, str | None]) -> None:
@@ -242,9 +265,27 @@ def clear_network(
     max_up = np.minimum(sells_below, total_buys - buys_below)  # most the subtree can export
     max_down = np.minimum(buys_below, total_sells - sells_below)  # most it can import
     has_edge = tree.parent >= 0
+    # Wire rows hold the capacity, tightened by an envelope where no transport tender can add to that edge and
+    # direction; an edge with both an envelope and a tender gets a separate envelope row, which transport does not
+    # relieve (rare: transport is bought between network nodes, envelopes sit at connection points).
+    t_up = np.zeros(tree.size, dtype=bool)
+    t_down = np.zeros(tree.size, dtype=bool)
+    for edge, up, _ in tenders:
+        (t_up if up else t_down)[edge] = True
+    wire_up = np.where(t_up, cap, tree.cap_up) if tree.enveloped else cap
+    wire_down = np.where(t_down, cap, tree.cap_down) if tree.enveloped else cap
     # A row that cannot bind without transport cannot bind with it either (tenders only add capacity).
-    up_rows = np.flatnonzero(has_edge & np.isfinite(cap) & (max_up > cap))
-    down_rows = np.flatnonzero(has_edge & np.isfinite(cap) & (max_down > cap))
+    up_rows = np.flatnonzero(has_edge & np.isfinite(wire_up) & (max_up > wire_up))
+    down_rows = np.flatnonzero(has_edge & np.isfinite(wire_down) & (max_down > wire_down))
+    groups = [(up_rows, 1.0), (down_rows, -1.0)]  # up rows: +flow <= limit; down rows: -flow <= limit
+    bounds = [wire_up[up_rows], wire_down[down_rows]]
+    if tree.enveloped:
+        env_up = np.flatnonzero(has_edge & t_up & (max_up > tree.export_env))
+        env_down = np.flatnonzero(has_edge & t_down & (max_down > tree.import_env))
+        groups += [(env_up, 1.0), (env_down, -1.0)]
+        bounds += [tree.export_env[env_up], tree.import_env[env_down]]
+    row_loc = np.concatenate([rows for rows, _ in groups]).astype(np.int64)
+    row_sign = np.concatenate([np.full(len(rows), s) for rows, s in groups])
 
     # Bid -> ancestor-edge incidence, restricted to the rows kept: B[i, r] = s_i if bid i is below edge r.
     m_up, m_down = len(up_rows), len(down_rows)
@@ -254,14 +295,13 @@ def clear_network(
     col_of_down = np.full(tree.size, -1)
     col_of_down[down_rows] = m_up + np.arange(m_down)
     blocks = []
-    for col_of in (col_of_up, col_of_down):
-        sub = anc[:, np.flatnonzero(col_of >= 0)]  # location -> constrained ancestors (kept rows only)
+    for rows, direction in groups:
+        sub = anc[:, rows]  # location -> constrained ancestors (kept rows only; rows are sorted)
         sub.eliminate_zeros()
         per_bid = sub[loc_idx].tocsr()  # n x rows
-        per_bid.data = per_bid.data * np.repeat(sign, np.diff(per_bid.indptr))
+        per_bid.data = per_bid.data * np.repeat(sign * direction, np.diff(per_bid.indptr))
         blocks.append(per_bid)
-    # up rows: +flow <= cap; down rows: -flow <= cap.
-    a_x = sp.hstack([blocks[0], -blocks[1]], format="csc").T  # rows x n
+    a_x = sp.hstack(blocks, format="csc").T  # rows x n
     n_t = len(tenders)
     t_rows: list[int] = []
     t_cols: list[int] = []
@@ -270,18 +310,18 @@ def clear_network(
         if row >= 0:
             t_rows.append(int(row))
             t_cols.append(k)
-    a_t = sp.csc_matrix((-np.ones(len(t_rows)), (t_rows, t_cols)), shape=(m_up + m_down, n_t))
-    b_ub = np.concatenate([cap[up_rows], cap[down_rows]])
+    a_t = sp.csc_matrix((-np.ones(len(t_rows)), (t_rows, t_cols)), shape=(len(row_loc), n_t))
+    b_ub = np.concatenate(bounds)
     t_price = np.array([t.price for _, _, t in tenders], dtype=float)
     t_qty = np.array([t.quantity_kw for _, _, t in tenders], dtype=float)
     c_x = np.where(is_buy, -price, price)
-    solve = _ReducedLP(a_x.tocsc(), a_t, b_ub, sign, c_x, qty, t_price, t_qty, up_rows, down_rows, anc)
+    solve = _ReducedLP(a_x.tocsc(), a_t, b_ub, sign, c_x, qty, t_price, t_qty, row_loc, row_sign, anc)
 
     # Active set (see "Active set" in the module docstring): solve with only the bids near their location's price
     # as columns, the rest fixed at the bound that price puts them at; verify the fixing with the reduced costs at
     # the prices that come out; free the bids it got wrong and those near the new prices; else the full LP.
     constrained = np.zeros(tree.size, dtype=bool)
-    constrained[up_rows] = constrained[down_rows] = True
+    constrained[row_loc] = True
     own = _price_estimate(tree, constrained, loc_idx, is_buy, qty, price)  # price guess at each bid's location
     free, delta = _initial_window(own, price)
     for _ in range(_MAX_ROUNDS):
@@ -312,8 +352,11 @@ def clear_network(
     down_bought = np.zeros(tree.size)
     for (edge, up, _), amount in zip(tenders, t_bought, strict=True):
         (up_bought if up else down_bought)[edge] += amount
-    tol = _BINDING_TOL * np.maximum(1.0, np.where(np.isfinite(cap), cap, 0.0))
-    at_limit = has_edge & ((flow >= cap + up_bought - tol) | (-flow >= cap + down_bought - tol))  # inf caps never reach
+    lim_up, lim_down = cap + up_bought, cap + down_bought
+    if tree.enveloped:  # transport adds to the wire, never to the envelope
+        lim_up, lim_down = np.minimum(lim_up, tree.export_env), np.minimum(lim_down, tree.import_env)
+    tol_up, tol_down = _tolerance(tree.cap_up), _tolerance(tree.cap_down)
+    at_limit = has_edge & ((flow >= lim_up - tol_up) | (-flow >= lim_down - tol_down))  # inf limits never reach
     awards = dict(zip(bids.ids, x.tolist(), strict=True))
     awards.update(zip((t.id for _, _, t in tenders), t_bought.tolist(), strict=True))
     names = tree.names
@@ -338,9 +381,15 @@ def overloaded(network: Network, injection: Mapping[str, float], *, tolerance: f
     for location, value in injection.items():
         values[tree.index[location]] += value
     flow = tree.subtree_sum(values)
-    limit = tree.capacity + tolerance * np.maximum(1.0, np.where(np.isfinite(tree.capacity), tree.capacity, 0.0))
-    over = (tree.parent >= 0) & (np.abs(flow) > limit)
+    up = tree.cap_up + _tolerance(tree.cap_up, tolerance)
+    down = tree.cap_down + _tolerance(tree.cap_down, tolerance)
+    over = (tree.parent >= 0) & ((flow > up) | (-flow > down))
     return sorted(tree.names[i] for i in np.flatnonzero(over))
+
+
+def _tolerance(limit: np.ndarray, tolerance: float = _BINDING_TOL) -> np.ndarray:
+    """How close (kW) a flow may come to ``limit`` and count as at it: relative for big limits, absolute below 1."""
+    return tolerance * np.maximum(1.0, np.where(np.isfinite(limit), limit, 0.0))
 
 
 class _ReducedLP:
@@ -358,12 +407,12 @@ class _ReducedLP:
         qty: np.ndarray,
         t_price: np.ndarray,
         t_qty: np.ndarray,
-        up_rows: np.ndarray,
-        down_rows: np.ndarray,
+        row_loc: np.ndarray,
+        row_sign: np.ndarray,
         anc: sp.csr_matrix,
     ) -> None:
         self.a_x, self.a_t, self.b_ub, self.sign, self.c_x, self.qty = a_x, a_t, b_ub, sign, c_x, qty
-        self.t_price, self.t_qty, self.up_rows, self.down_rows, self.anc = t_price, t_qty, up_rows, down_rows, anc
+        self.t_price, self.t_qty, self.row_loc, self.row_sign, self.anc = t_price, t_qty, row_loc, row_sign, anc
         self.a_x_rows = a_x.tocsr()
         self.a_x_neg = self.a_x_rows.minimum(0.0)  # the most a row's columns can take off its flow, per kW
 
@@ -408,10 +457,8 @@ class _ReducedLP:
         t_bought = np.clip(res.x[n_free:], 0.0, self.t_qty)
         mu = float(res.eqlin.marginals[0])
         nu = res.ineqlin.marginals if rows else np.zeros(0)
-        m_up = len(self.up_rows)
-        congestion = np.zeros(self.anc.shape[0])  # nu_up - nu_down of each location's own edge
-        congestion[self.up_rows] += nu[:m_up]
-        congestion[self.down_rows] -= nu[m_up:]
+        # nu_up - nu_down of each location's own edge (wire and envelope rows alike)
+        congestion = np.bincount(self.row_loc, weights=self.row_sign * nu, minlength=self.anc.shape[0])
         return x, t_bought, mu + self.anc @ congestion
 
 
@@ -453,10 +500,10 @@ def _price_estimate(
     buy_total = np.repeat(cum_in_group(q_buy)[np.r_[starts[1:], len(g)] - 1], size)
     net = cum_in_group(q_sell) - (buy_total - cum_in_group(q_buy) + q_buy)  # net export at each bid's price
     at_p0 = np.add.reduceat(np.where(p <= p0, q_sell, 0.0) - np.where(p >= p0, q_buy, 0.0), starts)
-    cap = tree.capacity[g[starts]]
-    target = np.repeat(np.clip(at_p0, -cap, cap), size)
+    cap_up, cap_down = tree.cap_up[g[starts]], tree.cap_down[g[starts]]
+    target = np.repeat(np.clip(at_p0, -cap_down, cap_up), size)
     est = np.full(len(starts), p0)
-    over, under = at_p0 > cap, at_p0 < -cap
+    over, under = at_p0 > cap_up, at_p0 < -cap_down
     low = np.minimum.reduceat(np.where(net >= target, p, np.inf), starts)  # export capped: price falls to here
     high = np.maximum.reduceat(np.where(net <= target, p, -np.inf), starts)  # import capped: price rises to here
     est[over] = low[over]
@@ -487,9 +534,14 @@ class _Tree:
         self.size = len(names)
         self.parent = np.array([self.index[p] if (p := network.parent[nm]) is not None else -1 for nm in names])
         self.root = int(np.flatnonzero(self.parent < 0)[0])
-        self.capacity = np.full(self.size, np.inf)
-        for loc, cap in network.capacity_kva.items():
-            self.capacity[self.index[loc]] = float(cap)
+        self.capacity = self._per_location(network.capacity_kva)
+        # Envelopes: one-way limits of the same edges. Without any, the limits both ways are the capacity itself
+        # (the same array: nothing is computed for a network without envelopes).
+        self.enveloped = bool(network.import_limit or network.export_limit)
+        self.import_env = self._per_location(network.import_limit)
+        self.export_env = self._per_location(network.export_limit)
+        self.cap_up = np.minimum(self.capacity, self.export_env) if self.enveloped else self.capacity
+        self.cap_down = np.minimum(self.capacity, self.import_env) if self.enveloped else self.capacity
         depth = np.zeros(self.size, dtype=np.int64)
         paths: list[list[int]] = []
         for i in range(self.size):
@@ -500,6 +552,12 @@ class _Tree:
         indptr = np.concatenate([[0], np.cumsum([len(pth) for pth in paths])])
         indices = np.fromiter((j for pth in paths for j in pth), dtype=np.int64, count=int(indptr[-1]))
         self.ancestors = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=(self.size, self.size))
+
+    def _per_location(self, limits: Mapping[str, float | Decimal]) -> np.ndarray:
+        out = np.full(self.size, np.inf)
+        for loc, value in limits.items():
+            out[self.index[loc]] = float(value)
+        return out
 
     def subtree_sum(self, values: np.ndarray) -> np.ndarray:
         """Per location, the sum of ``values`` over its subtree (deepest level first)."""

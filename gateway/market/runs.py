@@ -6,6 +6,10 @@ object it writes is keyed by that id, so running an interval again (a retry, a s
 pressing the button twice) finds the stored result instead of trading twice, and a crash half-way leaves nothing
 behind (the append is one database transaction).
 
+On a network, the stored operating envelopes whose periods overlap the interval bound the connection points' net
+injections as well as the ratings bound the edges (``gateway.market.grid``): a DSO's envelope is a constraint of
+the clearing, not something the dispatch finds out about afterwards.
+
 The objects written here skip the ingest reference checks on purpose: they are built from tenders, subscriptions
 and a market whose references were checked on their way in, and a 100,000-tender run must not ask the database
 about each party again.
@@ -24,6 +28,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from gateway.gcpause import gc_paused
 from gateway.market.auction import ClearingResult, clear
 from gateway.market.books import Bid, IntervalBook, gather
+from gateway.market.fills import by_tender, traded
 from gateway.market.grid import market_network
 from gateway.market.network_clearing import (
     Bids,
@@ -42,6 +47,7 @@ from gateway.model import (
     IntervalError,
     Market,
     MessageKind,
+    OperatingEnvelope,
     Position,
     Source,
     Subscription,
@@ -118,6 +124,8 @@ class MarketRunner:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
         self._tenders: dict[str, dict[str, tuple[int, Tender]]] = {}  # market -> id -> (log seq, parsed tender)
+        self._operating: dict[str, tuple[int, OperatingEnvelope]] = {}  # id -> (log seq, parsed envelope)
+        self._operating_lock = threading.Lock()  # shared by every market's runs
 
     def _lock(self, market_id: str) -> threading.Lock:
         with self._guard:
@@ -218,6 +226,22 @@ class MarketRunner:
             ]
             return self.store.append_many(envelopes)
 
+    def _accepted(self, market: Market, interval: Interval) -> dict[str, Decimal]:
+        """Per tender, what counterparties accepted bilaterally of its row for ``interval`` (tender's unit): the
+        auction offers only the rest (``gateway.market.fills``)."""
+        window = {"interval_start": (interval.start.isoformat(), interval.end.isoformat())}
+        found = self.store.list(MessageKind.TRANSACTION, filters={"market_id": market.id}, ranges=window, limit=None)
+        bilateral = [t for t in found if isinstance(t, Transaction) and t.tender_id and t.clearing_id is None]
+        if not bilateral:
+            return {}
+        tenders = {t.id: t for t in self.store.get_many(MessageKind.TENDER, sorted({t.tender_id for t in bilateral}))}
+        out: dict[str, Decimal] = {}
+        for tender_id, trades in by_tender(bilateral).items():
+            tender = tenders.get(tender_id)
+            if isinstance(tender, Tender):
+                out[tender_id] = traded(tender, trades).get(interval.start, Decimal(0))
+        return out
+
     def _market_tenders(self, market_id: str) -> list[Tender]:
         """The market's current tenders, parsing only those new or changed since the last run: a periodic auction
         clears one interval of strips that span many, and re-parsing every strip each time was a third of a run."""
@@ -229,6 +253,19 @@ class MarketRunner:
         for tender in self.store.get_many(MessageKind.TENDER, stale):
             known[tender.id] = (current[tender.id], tender)  # type: ignore[assignment]
         return [known[tid][1] for tid in sorted(known)]  # id order: the same book whatever was cached
+
+    def _operating_envelopes(self) -> list[OperatingEnvelope]:
+        """The stored operating envelopes (operator-set and computed), parsing only those new or changed since the
+        last run; they bound the connection points of every network market (see ``gateway.market.grid``)."""
+        with self._operating_lock:
+            current = self.store.versions(MessageKind.OPERATING_ENVELOPE)
+            known = self._operating
+            for gone in known.keys() - current.keys():
+                del known[gone]
+            stale = [eid for eid, seq in current.items() if eid not in known or known[eid][0] != seq]
+            for envelope in self.store.get_many(MessageKind.OPERATING_ENVELOPE, stale):
+                known[envelope.id] = (current[envelope.id], envelope)  # type: ignore[assignment]
+            return [known[eid][1] for eid in sorted(known)]
 
     def _stored_result(self, market: Market, interval: Interval) -> RunResult | None:
         clearing = self.store.get(MessageKind.CLEARING, _cid(market, interval))
@@ -247,11 +284,18 @@ class MarketRunner:
         return RunResult(clearing, transactions, positions, created=False)  # type: ignore[arg-type]
 
     def _run(self, market: Market, interval: Interval, gate: datetime, now: datetime) -> RunResult:
-        book = gather(market, interval, self._market_tenders(market.id), gate_closed_at=gate)
+        book = gather(
+            market,
+            interval,
+            self._market_tenders(market.id),
+            gate_closed_at=gate,
+            accepted=self._accepted(market, interval),
+        )
         auction = clear(book.auction_book(market))
         network = None
         if market.network_root_id is not None:
-            network = market_network(market, self.store.list(MessageKind.LOCATION, limit=None))  # type: ignore[arg-type]
+            locations = self.store.list(MessageKind.LOCATION, limit=None)
+            network = market_network(market, locations, self._operating_envelopes(), interval)  # type: ignore[arg-type]
         awards, prices, flows, binding, method, excluded = self._network_outcome(market, network, book, auction)
         transactions = self._transactions(market, interval, book, awards, prices, auction)
         transactions += self._subscription_transactions(market, interval)
