@@ -203,3 +203,100 @@ def history(
     for e in entries:
         table.add_row(str(e.seq), e.stored_at.isoformat(), e.protocol, e.peer, e.status.value, "; ".join(e.changes))
     console.print(table)
+
+
+@override_app.command("curtail")
+def curtail(
+    location: Annotated[str, typer.Argument(help="the constrained location (feeder, transformer, service point)")],
+    reduce_kw: Annotated[str, typer.Option("--reduce-kw", help="the reduction needed, kW (whole watts)")],
+    direction: Annotated[str, typer.Option(help="export (reverse flow, generation) or import (load)")],
+    program: Annotated[str, typer.Option(help="the DR program the controls belong to (mappings/overrides.yaml)")],
+    start: Annotated[str, typer.Option(help="ISO 8601 start, e.g. 2030-01-07T17:00:00Z")],
+    duration: Annotated[str, typer.Option(help="ISO 8601 duration, e.g. PT1H")] = "PT1H",
+    method: Annotated[str, typer.Option(help="filo, pro_rata or bid_order")] = "pro_rata",
+    enforcement: Annotated[
+        str | None, typer.Option(help="soft or hard; must match the program's (default: the program's)")
+    ] = None,
+    override_mappings: Annotated[
+        str | None, typer.Option(envvar="TGW_OVERRIDE_MAPPINGS", help="override policy file (default: the installed)")
+    ] = None,
+    database_url: DatabaseOption = DEFAULT_DATABASE_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Curtail the DERs behind a constrained location: share the reduction by first-in last-out, pro rata or bid
+    order and store one control per curtailed resource (soft: a limit the customer may override; hard: a limit, or
+    disconnection when its whole dispatch goes). Prints the allocation and any shortfall."""
+    from gateway.api.routes_curtailments import curtailment_out
+    from gateway.ingest import Rejected
+    from gateway.model import utc_now
+    from gateway.overrides.dispatch import CurtailmentError, CurtailmentRequest, changed_envelopes, plan_curtailment
+    from gateway.overrides.policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(override_mappings)
+    except PolicyError as exc:
+        fail(str(exc))
+    if enforcement is None:
+        enforcement = "hard" if policy.is_hard(program) else "soft"
+    body = {
+        "location_id": location,
+        "span": {"start": instant(start, "--start").isoformat(), "duration": duration},
+        "direction": direction,
+        "reduce_kw": reduce_kw,
+        "method": method,
+        "program_id": program,
+        "enforcement": enforcement,
+    }
+    try:
+        request = CurtailmentRequest.model_validate(body)
+    except ValidationError as exc:
+        names = {"span": "--duration", "reduce_kw": "--reduce-kw", "program_id": "--program", "location_id": "LOCATION"}
+        problems = "; ".join(
+            f"{names.get(str(e['loc'][0]), '--' + str(e['loc'][0])) if e['loc'] else 'request'}:"
+            f" {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        fail(f"not a valid curtailment: {problems}")
+    service = _services(database_url)
+    try:
+        plan = plan_curtailment(service.store, request, policy, utc_now())
+        envelopes = changed_envelopes(service.store, plan)
+        stored = service.ingestor.ingest_sync(envelopes, protocol="cli", peer=_operator())
+    except CurtailmentError as exc:
+        fail(exc.reason)
+    except Rejected as exc:
+        fail(f"refused: {exc}")
+    out = curtailment_out(plan, created=any(not m.duplicate for m in stored))
+    if as_json:
+        print(out.model_dump_json(indent=2))
+        return
+    _print_curtailment(out)
+
+
+def _print_curtailment(out: Any) -> None:
+    title = (
+        f"{out.enforcement.value} curtailment {out.curtailment_id}: {out.required_kw} kW of {out.direction.value} at"
+        f" {out.location_id}, {out.method.value}, {out.span.start:%Y-%m-%d %H:%M}Z +{out.span.duration}"
+    )
+    table = Table("resource", "party", "location", "dispatched kW", "reduction kW", "control", "kind", title=title)
+    for share in out.allocation:
+        table.add_row(
+            share.resource_id,
+            share.party_id,
+            share.location_id,
+            str(share.dispatched_kw),
+            str(share.reduction_kw),
+            share.control_id or "",
+            share.control_kind.value if share.control_kind else "",
+        )
+    console.print(table)
+    if out.shortfall_kw > 0:
+        console.print(f"[bold yellow]shortfall:[/] {out.shortfall_kw} kW cannot be curtailed behind {out.location_id}")
+    for skipped in out.skipped:
+        console.print(f"skipped {skipped.resource_id}: {skipped.reason}", highlight=False)
+    for cancelled in out.cancelled_control_ids:
+        console.print(f"cancelled {cancelled} (no longer needed)", highlight=False)
+    for warning in out.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if not out.created:
+        console.print("nothing changed: every control was stored already", highlight=False)
