@@ -34,6 +34,9 @@ def _register_subcommands() -> None:
     from gateway.cli_market import market_app
 
     app.add_typer(market_app, name="market")
+    from gateway.cli_envelope import envelope_app
+
+    app.add_typer(envelope_app, name="envelope")
     from gateway.cli_override import override_app
 
     app.add_typer(override_app, name="override")

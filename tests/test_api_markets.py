@@ -413,7 +413,14 @@ def test_settlement_requests_that_cannot_be_done(http: httpx.Client) -> None:
     naive = http.post("/v1/markets/m1/settle", json={"start": "2024-01-07T10:00:00", "end": S_NEXT})
     assert naive.status_code == 422 and naive.json()["detail"][0]["loc"] == ["body", "start"]
     empty = http.post("/v1/markets/m1/settle", json={"start": S, "end": S_NEXT}).json()
-    assert empty == {"lines": [], "totals": {}, "stored": 0, "missing_deliveries": [], "unpriced": []}
+    assert empty == {
+        "lines": [],
+        "totals": {},
+        "stored": 0,
+        "missing_deliveries": [],
+        "unpriced": [],
+        "unquantified_overrides": [],
+    }
 
 
 def test_an_interval_settles_the_same_whatever_window_holds_it(http: httpx.Client) -> None:

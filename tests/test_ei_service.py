@@ -392,3 +392,66 @@ def test_a_quote_is_an_indicative_price_nobody_can_take(http: httpx.Client, stor
     send(http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("a-t", "a")]), "a")
     status, answer = send(http, EiMessage(Payload.CREATE_QUOTE, party_id="a", tenders=[tender("a-t", "a")]), "a", fmt)
     assert (status, code(answer)) == (409, ResponseCode.CONFLICT)  # a tender cannot be turned into a quote
+
+
+def accept(tid: str, party: str, quantity: str, tender_id: str = "a-1") -> Transaction:
+    return Transaction(
+        id=tid,
+        market_id="m1",
+        party_id=party,
+        counterparty_id="a",
+        side=Side.BUY,
+        tender_id=tender_id,
+        location_id="sp1",
+        interval=Interval(start=NEXT, duration=Resolution.HOUR),
+        quantity=Decimal(quantity),
+        price=Decimal("0.12"),
+    )
+
+
+def test_a_tender_trades_its_quantity_once_whoever_accepts_it(http: httpx.Client, store: Store) -> None:
+    """5 kW offered: b takes 2 over EI, c takes 3 over REST; then nothing is left, for anyone, on any edge, and the
+    call auction of the hour finds the tender filled."""
+    send(http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("a-1", "a")]), "a")
+    status, _ = send(
+        http, EiMessage(Payload.CREATE_TRANSACTION, party_id="b", transactions=[accept("b-1", "b", "2")]), "b"
+    )
+    assert status == 200
+    assert store.get(MessageKind.TENDER, "a-1").status is TenderStatus.PARTIALLY_FILLED  # type: ignore[union-attr]
+    too_much = accept("c-1", "c", "4").model_dump(mode="json")
+    refused = http.post("/v1/transactions", json=too_much)
+    assert refused.status_code == 409 and "has 3 kW left" in refused.json()["detail"][0]["msg"]
+    assert not store.exists(MessageKind.TRANSACTION, "c-1")  # refused: nothing stored
+    taken = accept("c-1", "c", "3").model_dump(mode="json")
+    assert http.post("/v1/transactions", json=taken).status_code == 201
+    assert store.get(MessageKind.TENDER, "a-1").status is TenderStatus.FILLED  # type: ignore[union-attr]
+    status, answer = send(
+        http, EiMessage(Payload.CREATE_TRANSACTION, party_id="b", transactions=[accept("b-2", "b", "1")]), "b"
+    )
+    assert (status, code(answer)) == (409, ResponseCode.CONFLICT)
+    # a resend of an accepted trade is the same trade, not a second one
+    again = http.post("/v1/transactions", json=taken)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    # both buyers' positions moved at once, over REST as over EI
+    positions = {p.party_id: p.quantity for p in store.list(MessageKind.POSITION, limit=None)}  # type: ignore[union-attr]
+    assert positions["b"] == Decimal(2) and positions["c"] == Decimal(3) and positions["a"] == Decimal(-5)
+    # the auction of the hour does not offer what was sold already
+    run = MarketRunner(store).clear_interval("m1", NEXT, early=True)
+    assert run.skipped == {"filled": 1} and run.transactions == []
+
+
+def test_the_auction_offers_only_what_was_not_accepted_bilaterally(http: httpx.Client, store: Store) -> None:
+    send(http, EiMessage(Payload.CREATE_TENDER, party_id="a", counterparty_id="op", tenders=[tender("a-1", "a")]), "a")
+    send(
+        http,
+        EiMessage(Payload.CREATE_TENDER, party_id="c", counterparty_id="op", tenders=[tender("c-buy", "c", "buy")]),
+        "c",
+    )
+    status, _ = send(
+        http, EiMessage(Payload.CREATE_TRANSACTION, party_id="b", transactions=[accept("b-1", "b", "2")]), "b"
+    )
+    assert status == 200
+    run = MarketRunner(store).clear_interval("m1", NEXT, early=True)
+    # c bids for 5 at the same price, but only 3 of a's 5 are left for the auction
+    assert run.clearing.cleared_quantity == Decimal(3)
+    assert sorted((t.party_id, t.quantity) for t in run.transactions) == [("a", Decimal(3)), ("c", Decimal(3))]

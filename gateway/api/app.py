@@ -20,7 +20,9 @@ from gateway import __version__
 from gateway.api import errors
 from gateway.api.limits import BodyLimit
 from gateway.api.metrics import router as metrics_router
+from gateway.api.routes_curtailments import router as curtailments_router
 from gateway.api.routes_entities import PATHS, cancel_router, entity_router
+from gateway.api.routes_envelopes import router as envelopes_router
 from gateway.api.routes_markets import router as markets_router
 from gateway.api.routes_messages import router as messages_router
 from gateway.api.routes_overrides import router as overrides_router
@@ -29,6 +31,7 @@ from gateway.api.tickers import publish_tickers
 from gateway.bus import Bus
 from gateway.config import Settings
 from gateway.ingest import Ingestor
+from gateway.market.bilateral import BilateralDesk
 from gateway.market.runs import MarketRunner
 from gateway.market.scheduler import CallAuctionScheduler
 from gateway.model import MessageKind
@@ -133,6 +136,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.override_policy = load_policy(settings.override_mappings)
         app.state.ingestor = Ingestor(app.state.store, app.state.bus, app.state.override_policy)
         app.state.market_runner = MarketRunner(app.state.store)
+        app.state.bilateral = BilateralDesk(app.state.ingestor, app.state.market_runner)
         app.state.overrides = OverrideService(app.state.store, app.state.ingestor)
         app.state.ei_cert_header = settings.ei_cert_header
         app.state.oadr_vtn = Vtn(
@@ -280,7 +284,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(metrics_router)
     app.include_router(messages_router)
     app.include_router(cancel_router())
+    app.include_router(curtailments_router)
     app.include_router(overrides_router)  # before the generic /v1/overrides/{id}, which would take "effective"
+    app.include_router(envelopes_router)
     app.include_router(markets_router)
     app.include_router(ei_router)
     app.include_router(ei_oauth_router)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.ingest import Rejected
+from gateway.market.bilateral import TradeRefused
 from gateway.store import MessageIdConflict, StoreError
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,15 @@ async def on_rejected(request: Request, exc: Rejected) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": errors})
 
 
+_TRADE_STATUS = {"not_found": 422, "conflict": 409, "expired": 410, "unprocessable": 422}
+
+
+async def on_trade_refused(request: Request, exc: TradeRefused) -> JSONResponse:
+    _record(request, str(exc))
+    detail = [{"loc": ["body", "tender_id"], "msg": exc.reason, "type": "trade_rule"}]
+    return JSONResponse(status_code=_TRADE_STATUS[exc.kind], content={"detail": detail})
+
+
 async def on_conflict(request: Request, exc: MessageIdConflict) -> JSONResponse:
     _record(request, str(exc))
     return JSONResponse(
@@ -96,6 +106,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Rejected, on_rejected)  # type: ignore[arg-type]
     app.add_exception_handler(MessageIdConflict, on_conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(TradeRefused, on_trade_refused)  # type: ignore[arg-type]
     app.add_exception_handler(StoreError, on_store_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

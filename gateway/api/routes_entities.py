@@ -26,6 +26,7 @@ from gateway.model import (
     MessageKind,
     Tender,
     TenderStatus,
+    Transaction,
 )
 from gateway.store import STATE_FILTERS
 
@@ -54,7 +55,11 @@ READ_ONLY = DERIVED_KINDS
 async def store_payload(request: Request, response: Response, payload: CanonicalModel) -> StoredMessageOut:
     request.state.body_is = "payload"
     envelope = Envelope(payload=payload)  # type: ignore[arg-type]
-    [record] = await request.app.state.ingestor.ingest([envelope], protocol="api", peer=client_peer(request))
+    if isinstance(payload, Transaction):  # an accepted tender: checked against what is left, positions refreshed
+        desk = request.app.state.bilateral
+        [record] = await desk.trade([payload], [envelope], protocol="api", peer=client_peer(request))
+    else:
+        [record] = await request.app.state.ingestor.ingest([envelope], protocol="api", peer=client_peer(request))
     if record.duplicate:
         response.status_code = 200
     return StoredMessageOut.of(record)

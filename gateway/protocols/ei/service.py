@@ -27,6 +27,7 @@ from fastapi.responses import Response
 
 from gateway.api.tls import peer_certificate_der, sha256_fingerprint
 from gateway.ingest import Ingestor, Rejected
+from gateway.market.bilateral import BilateralDesk, TradeRefused
 from gateway.market.runs import MarketRunner
 from gateway.model import (
     Market,
@@ -69,6 +70,14 @@ _ANSWER: dict[Payload, Payload] = {
 }
 
 
+_TRADE_CODES = {
+    "not_found": ResponseCode.NOT_FOUND,
+    "conflict": ResponseCode.CONFLICT,
+    "expired": ResponseCode.EXPIRED,
+    "unprocessable": ResponseCode.UNPROCESSABLE,
+}
+
+
 class EiRefusal(Exception):
     def __init__(self, code: ResponseCode, description: str) -> None:
         super().__init__(description)
@@ -90,10 +99,17 @@ def _code_for(rejected: Rejected) -> ResponseCode:
 class EiService:
     """The TeMIX lifecycle on top of the store: what each request payload does, whatever its encoding."""
 
-    def __init__(self, store: Store, ingestor: Ingestor, runner: MarketRunner | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ingestor: Ingestor,
+        runner: MarketRunner | None = None,
+        desk: BilateralDesk | None = None,
+    ) -> None:
         self.store = store
         self.ingestor = ingestor
         self.runner = runner or MarketRunner(store)
+        self.desk = desk or BilateralDesk(ingestor, self.runner)
         self.directory = PartyDirectory(store)
 
     async def handle(self, message: EiMessage, party_id: str) -> EiMessage:
@@ -182,35 +198,13 @@ class EiService:
         if not message.transactions:
             raise EiRefusal(ResponseCode.BAD_REQUEST, "an eiCreateTransaction carries a transaction")
         self._own(message.transactions, party_id, "transaction")
-        for transaction in message.transactions:
-            if transaction.tender_id is None:
-                continue
-            tender = await asyncio.to_thread(self.store.get, MessageKind.TENDER, transaction.tender_id)
-            if not isinstance(tender, Tender):
-                raise EiRefusal(ResponseCode.NOT_FOUND, f"unknown tender '{transaction.tender_id}'")
-            if tender.status is TenderStatus.INDICATIVE:
-                raise EiRefusal(
-                    ResponseCode.CONFLICT, f"'{tender.id}' is a quote, a price indication: ask its party for a tender"
-                )
-            if tender.status not in (TenderStatus.OPEN, TenderStatus.PARTIALLY_FILLED):
-                raise EiRefusal(ResponseCode.CONFLICT, f"tender '{tender.id}' is {tender.status.value}")
-            if tender.expires_at is not None and tender.expires_at <= utc_now():
-                raise EiRefusal(
-                    ResponseCode.EXPIRED, f"tender '{tender.id}' expired at {tender.expires_at.isoformat()}"
-                )
-            if tender.party_id != transaction.counterparty_id or tender.side == transaction.side:
-                raise EiRefusal(
-                    ResponseCode.UNPROCESSABLE,
-                    f"accepting tender '{tender.id}' means trading the other side with its party '{tender.party_id}'",
-                )
-        await self._ingest(message.transactions, party_id, message.request_id)
-        # A position is the sum of its party's transactions: the trade is part of both parties' positions now, not
-        # only once the interval clears.
-        for market_id in sorted({t.market_id for t in message.transactions}):
-            intervals = {t.interval for t in message.transactions if t.market_id == market_id}
-            stored = await asyncio.to_thread(self.runner.refresh_positions, market_id, intervals)
-            if self.ingestor.bus is not None:
-                self.ingestor.bus.publish(stored)
+        envelopes = received(message.transactions, protocol=PROTOCOL, peer=party_id, correlation_id=message.request_id)
+        try:
+            await self.desk.trade(message.transactions, envelopes, protocol=PROTOCOL, peer=party_id)
+        except TradeRefused as exc:
+            raise EiRefusal(_TRADE_CODES[exc.kind], exc.reason) from exc
+        except Rejected as exc:
+            raise EiRefusal(_code_for(exc), "; ".join(_describe(p.loc, p.msg) for p in exc.problems)) from exc
         return self._answer(message, transactions=message.transactions)
 
     async def _request_position(self, message: EiMessage, party_id: str) -> EiMessage:
@@ -327,7 +321,10 @@ def _service(request: Request) -> EiService:
     service = getattr(request.app.state, "ei", None)
     if service is None:
         service = EiService(
-            request.app.state.store, request.app.state.ingestor, getattr(request.app.state, "market_runner", None)
+            request.app.state.store,
+            request.app.state.ingestor,
+            getattr(request.app.state, "market_runner", None),
+            getattr(request.app.state, "bilateral", None),
         )
         request.app.state.ei = service
     return service
