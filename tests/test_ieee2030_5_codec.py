@@ -602,3 +602,27 @@ def test_gateway_does_not_import_envoy_schema() -> None:
     """envoy_schema is installed for the benchmark's comparison only."""
     code = "import sys, gateway.protocols.ieee2030_5.codec; sys.exit('envoy_schema' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], check=False).returncode == 0
+
+
+def test_an_envelope_limit_that_needs_rounding_is_rounded_down() -> None:
+    """16 bits cannot hold 45.678 kW in watts: a limit goes out as 45,670 W (never 45,680, above the envelope)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from gateway.model import OperatingEnvelope
+    from gateway.protocols.ieee2030_5.mapper import envelope_to_der, kw_of
+
+    envelope = OperatingEnvelope(
+        id="doe-1",
+        location_id="sp-1",
+        periods=[
+            {
+                "span": {"start": datetime(2030, 1, 7, tzinfo=UTC), "duration": "PT30M"},
+                "import_limit_kw": "45.678",
+                "export_limit_kw": "45.672",
+            }
+        ],
+    )
+    [rendered] = envelope_to_der(envelope, 32473)
+    assert kw_of(rendered.base["opModImpLimW"]) == Decimal("45.67")
+    assert kw_of(rendered.base["opModExpLimW"]) == Decimal("45.67")

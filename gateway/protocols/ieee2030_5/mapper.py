@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from gateway.model import (
@@ -75,9 +75,10 @@ def curve_mrid(control_id: str, period: int, pen: int) -> str:
 # -- numbers ------------------------------------------------------------------------------------------
 
 
-def scaled(value: Decimal, bounds: tuple[int, int] = INT16) -> tuple[int, int]:
+def scaled(value: Decimal, bounds: tuple[int, int] = INT16, rounding: str = ROUND_HALF_EVEN) -> tuple[int, int]:
     """``value`` as (integer, power of ten) with the integer inside ``bounds``: exact when some power of ten
-    allows it (the smallest such power is chosen), else rounded half-even at the smallest power that fits."""
+    allows it (the smallest such power is chosen), else rounded (half-even unless told) at the smallest power
+    that fits."""
     if value == 0:
         return 0, 0
     sign, digits, exponent = value.normalize().as_tuple()
@@ -87,7 +88,7 @@ def scaled(value: Decimal, bounds: tuple[int, int] = INT16) -> tuple[int, int]:
     low, high = bounds
     while not low <= integer <= high:  # too many digits: raise the power, rounding the exact value once
         power += 1  # (not the previous rounding again: 4924500.001 must give 4925e3, not 4924e3)
-        integer = int(value.scaleb(-power).to_integral_value(ROUND_HALF_EVEN))
+        integer = int(value.scaleb(-power).to_integral_value(rounding))
     while power > 0 and low <= integer * 10 <= high:  # keep multipliers small where that is still exact
         integer *= 10
         power -= 1
@@ -98,9 +99,9 @@ def unscaled(value: int, power: int) -> Decimal:
     return Decimal(value).scaleb(power)
 
 
-def active_power(kw: Decimal) -> m.ActivePower:
+def active_power(kw: Decimal, rounding: str = ROUND_HALF_EVEN) -> m.ActivePower:
     """kW as ActivePower (W x 10^multiplier); exact unless the value needs more than 16 bits of precision."""
-    value, power = scaled(kw * 1000)
+    value, power = scaled(kw * 1000, rounding=rounding)
     return m.ActivePower(multiplier=power, value=value)
 
 
@@ -253,10 +254,11 @@ def envelope_to_der(envelope: OperatingEnvelope, pen: int) -> list[RenderedContr
     rendered: list[RenderedControl] = []
     for index, period in enumerate(envelope.periods):
         base: dict[str, Any] = {}
+        # A limit that does not fit 16 bits is rounded down: a device keeping to it must stay within the envelope.
         if period.import_limit_kw is not None:
-            base["opModImpLimW"] = active_power(period.import_limit_kw)
+            base["opModImpLimW"] = active_power(period.import_limit_kw, ROUND_FLOOR)
         if period.export_limit_kw is not None:
-            base["opModExpLimW"] = active_power(period.export_limit_kw)
+            base["opModExpLimW"] = active_power(period.export_limit_kw, ROUND_FLOOR)
         rendered.append(
             RenderedControl(
                 mrid=envelope_mrid(envelope.id, index, pen),
