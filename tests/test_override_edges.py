@@ -138,18 +138,31 @@ def only_override(store: Store) -> Override | None:
     return found[0] if found else None
 
 
+def opt_out(override_id: str, **extra: Any) -> dict[str, Any]:
+    """Ben opts out of the program's control for its whole hour (the canonical body REST and MQTT carry)."""
+    return {
+        "id": override_id,
+        "party_id": "ben",
+        "subject": {"kind": "control", "id": CONTROL},
+        "mode": "opt_out",
+        "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
+        **extra,
+    }
+
+
+def ven(base: str) -> Any:
+    """openleadr's VEN, unchanged, naming itself Ben (the VTN runs without TLS on loopback, as in the demo)."""
+    from openleadr import OpenADRClient
+
+    logging.getLogger("openleadr").setLevel(logging.ERROR)
+    return OpenADRClient(ven_name="ben", vtn_url=base + "/OpenADR2/Simple/2.0b", show_fingerprint=False)
+
+
 # -- the edges -----------------------------------------------------------------------------------------------
 
 
 def via_rest(store: Store, settings: Settings, _pki: TestCa, _issued: Any, _broker: Any) -> None:
-    body = {
-        "id": "app-optout-1",
-        "party_id": "ben",
-        "subject": {"kind": "control", "id": CONTROL},
-        "resource_id": "ben-ev",
-        "mode": "opt_out",
-        "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
-    }
+    body = opt_out("app-optout-1", resource_id="ben-ev")
     with serve_in_thread(create_app(settings, store=store)) as base, httpx.Client(base_url=base, timeout=30) as http:
         answer = http.post("/v1/overrides", json=body)
         assert answer.status_code == 201, answer.text
@@ -158,15 +171,7 @@ def via_rest(store: Store, settings: Settings, _pki: TestCa, _issued: Any, _brok
 def via_mqtt(store: Store, settings: Settings, _pki: TestCa, _issued: Any, broker: Any) -> None:
     prefix = f"t{time.monotonic_ns()}"
     settings = Settings(**{**settings.__dict__, "mqtt_url": f"{broker.url}?client_id=gw-{prefix}&prefix={prefix}"})
-    body = {
-        "object_type": "override",
-        "id": "hems-optout-1",
-        "party_id": "ben",
-        "subject": {"kind": "control", "id": CONTROL},
-        "resource_id": "ben-ev",
-        "mode": "opt_out",
-        "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
-    }
+    body = opt_out("hems-optout-1", resource_id="ben-ev", object_type="override")
     with serve_in_thread(create_app(settings, store=store)):
         sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hems-{prefix}")
         sender.connect(broker.host, broker.port)
@@ -180,10 +185,6 @@ def via_mqtt(store: Store, settings: Settings, _pki: TestCa, _issued: Any, broke
 
 
 def via_openadr(store: Store, settings: Settings, _pki: TestCa, _issued: Any, _broker: Any) -> None:
-    """openleadr's VEN, unchanged, names itself (the VTN runs without TLS on loopback, as in the demo)."""
-    from openleadr import OpenADRClient
-
-    logging.getLogger("openleadr").setLevel(logging.ERROR)
     settings = Settings(**{**settings.__dict__, "openadr_insecure": True})
     events: list[str] = []
 
@@ -192,14 +193,14 @@ def via_openadr(store: Store, settings: Settings, _pki: TestCa, _issued: Any, _b
         return "optOut"
 
     async def session(base: str) -> None:
-        ven = OpenADRClient(ven_name="ben", vtn_url=base + "/OpenADR2/Simple/2.0b", show_fingerprint=False)
-        ven.add_handler("on_event", on_event)
+        client = ven(base)
+        client.add_handler("on_event", on_event)
         try:
-            await ven.create_party_registration()
-            assert ven.registration_id
-            await ven._poll()  # oadrDistributeEvent in, oadrCreatedEvent (optOut) out
+            await client.create_party_registration()
+            assert client.registration_id
+            await client._poll()  # oadrDistributeEvent in, oadrCreatedEvent (optOut) out
         finally:
-            await ven.stop()
+            await client.stop()
 
     with serve_in_thread(create_app(settings, store=store)) as base:
         asyncio.run(session(base))
@@ -286,13 +287,7 @@ def http_world(tmp_path: Path, pki: TestCa) -> Iterator[tuple[httpx.Client, Stor
 
 def test_withdrawing_an_override_after_settlement_reverses_its_lines(http_world: tuple[httpx.Client, Store]) -> None:
     http, store = http_world
-    body = {
-        "id": "o-1",
-        "party_id": "ben",
-        "subject": {"kind": "control", "id": CONTROL},
-        "mode": "opt_out",
-        "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
-    }
+    body = opt_out("o-1")
     assert http.post("/v1/overrides", json=body).status_code == 201
     window = {"start": HOUR.isoformat(), "end": (HOUR + timedelta(hours=1)).isoformat()}
     first = http.post(f"/v1/markets/{MARKET}/settle", json=window).json()
@@ -324,13 +319,7 @@ def test_a_meter_reading_that_arrives_later_replaces_the_estimate(http_world: tu
         "price": "0.20",
     }
     assert http.post("/v1/transactions", json=bought).status_code == 201, "Ben trades: the market settles his meter"
-    body = {
-        "id": "o-2",
-        "party_id": "ben",
-        "subject": {"kind": "control", "id": CONTROL},
-        "mode": "opt_out",
-        "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
-    }
+    body = opt_out("o-2")
     assert http.post("/v1/overrides", json=body).status_code == 201
     window = {"start": HOUR.isoformat(), "end": (HOUR + timedelta(hours=1)).isoformat()}
     settled = http.post(f"/v1/markets/{MARKET}/settle", json=window).json()
@@ -358,13 +347,7 @@ def test_a_meter_reading_that_arrives_later_replaces_the_estimate(http_world: tu
 
 # -- every edge shows an override, whichever edge it came through ----------------------------------------------
 
-APP_OPT_OUT = {
-    "id": "app-optout-2",
-    "party_id": "ben",
-    "subject": {"kind": "control", "id": CONTROL},
-    "mode": "opt_out",
-    "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
-}
+APP_OPT_OUT = opt_out("app-optout-2")
 
 
 def test_the_2030_5_device_is_shown_an_opt_out_made_in_the_customers_app(pki: TestCa, tmp_path: Path) -> None:
@@ -400,19 +383,16 @@ def test_the_2030_5_device_is_shown_an_opt_out_made_in_the_customers_app(pki: Te
 
 
 def test_the_vtn_shows_a_vens_party_an_opt_out_made_elsewhere(pki: TestCa, tmp_path: Path) -> None:
-    from openleadr import OpenADRClient
-
-    logging.getLogger("openleadr").setLevel(logging.ERROR)
     store, settings = seeded(tmp_path, lfdi_of_certificate(pki.issue("unused-2").der))
     settings = Settings(**{**settings.__dict__, "openadr_insecure": True})
 
     async def register(base: str) -> None:
-        ven = OpenADRClient(ven_name="ben", vtn_url=base + "/OpenADR2/Simple/2.0b", show_fingerprint=False)
+        client = ven(base)
         try:
-            await ven.create_party_registration()
-            assert ven.registration_id
+            await client.create_party_registration()
+            assert client.registration_id
         finally:
-            await ven.stop()
+            await client.stop()
 
     try:
         with serve_in_thread(create_app(settings, store=store)) as base, httpx.Client(base_url=base) as http:
