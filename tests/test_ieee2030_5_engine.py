@@ -312,6 +312,27 @@ def test_first_terminal_fact_wins():
 # -- DefaultDERControl -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("old_primacy", "new_primacy"), [(1, 1), (0, 5), (5, 0)])
+@pytest.mark.parametrize("lfdi", [None, LFDI])
+def test_an_edit_cancels_the_old_event_and_the_new_one_is_never_superseded_by_it(old_primacy, new_primacy, lfdi):
+    """How the server publishes an edit: the old event cancelled at T (when the edit was stored), the new one created
+    at T. Whatever the primacies (an edit may move a control to another priority), the old event ends cancelled
+    (2, never 4: the cancellation ties with the new event's takeover and wins) and the new one runs."""
+    old = ctl(1, start=100, duration=300, created=0, primacy=old_primacy, cancelled_at=150, randomize_start=30)
+    new = ctl(2, start=100, duration=300, created=150, primacy=new_primacy, randomize_start=30)
+    before = at([old, new], 120, lfdi=lfdi)
+    assert before.status[old.mrid].current_status in (EventStatusCode.SCHEDULED, EventStatusCode.ACTIVE)
+    assert new.mrid in before.pending  # not published yet
+    after = at([old, new], 200, lfdi=lfdi)
+    assert after.status[old.mrid].current_status == EventStatusCode.CANCELLED
+    assert after.status[old.mrid].date_time == T0 + 150
+    assert after.status[new.mrid].current_status == EventStatusCode.ACTIVE
+    assert after.active == [new.mrid] and after.governing == {MAX_W: new.mrid}
+    due = responses_due(None, after)
+    assert (old.mrid, ResponseStatus.CANCELLED) in due and (old.mrid, ResponseStatus.SUPERSEDED) not in due
+    assert (new.mrid, ResponseStatus.STARTED) in due
+
+
 def test_default_control_fills_the_modes_no_active_control_governs():
     defaults = {MAX_W, CONNECT, EXPORT, "rampTms"}
     c = ctl(1, modes={MAX_W})

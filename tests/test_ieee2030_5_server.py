@@ -35,7 +35,19 @@ from gateway.api import create_app
 from gateway.api.server import serve_in_thread
 from gateway.api.tls import server_tls_options
 from gateway.config import Settings
-from gateway.model import Clearing, Envelope, Interval, Resolution, Source
+from gateway.model import (
+    Clearing,
+    Control,
+    ControlPeriod,
+    ControlStatus,
+    ControlTargets,
+    Envelope,
+    Interval,
+    MessageKind,
+    Resolution,
+    Source,
+    TimeSpan,
+)
 from gateway.model.markets import ClearingType
 from gateway.protocols.ieee2030_5 import codec, mapper
 from gateway.protocols.ieee2030_5 import models as m
@@ -48,6 +60,7 @@ from gateway.protocols.ieee2030_5.client import (
 )
 from gateway.protocols.ieee2030_5.clock import time_fields
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate, sfdi_is_valid, sfdi_of_lfdi
+from gateway.protocols.ieee2030_5.index import CanonicalIndex, History
 from gateway.protocols.ieee2030_5.table import TableError, load_table
 from gateway.resources import mappings_dir
 from gateway.store import Store
@@ -212,9 +225,11 @@ def control(
     start: int = -60,
     duration: str = "PT1H",
     program_id: str | None = None,
+    at: datetime | None = None,
 ) -> str:
-    """A canonical control through POST /v1/controls; returns the mRID its first period has on the wire."""
-    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=start)
+    """A canonical control through POST /v1/controls (starting ``start`` seconds from now, or ``at``); returns the
+    mRID its first period has on the wire as first published."""
+    moment = at or datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=start)
     body: dict[str, Any] = {
         "id": control_id,
         "targets": {"resource_ids": [resource_id]},
@@ -368,6 +383,119 @@ def test_an_operating_envelope_is_a_csip_aus_control_in_the_doe_program(gw: Gate
         client.respond(found, 1)
         [response] = canonical(gw, "responses", subject_id="doe-1")
         assert response["subject"]["kind"] == "operating_envelope"
+
+
+def statuses(view: DeviceView) -> dict[str, tuple[int, int, int]]:
+    """mRID -> (currentStatus, EventStatus dateTime, creationTime) of every DERControl the device sees."""
+    return {c.mRID: (c.EventStatus.currentStatus, c.EventStatus.dateTime, c.creationTime) for _p, c in view.controls()}
+
+
+def test_a_an_edited_control_is_a_new_event_and_the_old_one_is_shown_cancelled(gw: Gateway) -> None:
+    """2030.5 events are immutable: an edit (same id, next revision) cancels the published DERControl under its own
+    mRID and publishes the new content under a new one; the old mRID still resolves to the canonical control."""
+    client, resource = gw.device()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    with client:
+        old = control(gw, "edit-me", resource, priority=6, value="50", at=start)
+        view = client.discover()
+        program, found = find(view, old)
+        assert found.DERControlBase.opModMaxLimW == 5000 and found.EventStatus.currentStatus == 1
+        assert program.DERControlListLink is not None
+        subscribed = program.DERControlListLink.href
+        client.subscribe(subscribed, f"{gw.listener.url}/notify/{client.sfdi}")
+        client.respond(found, 1)
+
+        assert control(gw, "edit-me", resource, priority=6, value="30", at=start) == old  # the helper: edition 0
+        [stored] = [c for c in canonical(gw, "controls") if c["id"] == "edit-me"]
+        assert stored["revision"] == 1
+        new = mapper.control_mrid("edit-me", 0, PEN, 1)
+        assert new != old
+        view = client.discover()
+        _program, was = find(view, old)
+        _program, now_ = find(view, new)
+        assert was.DERControlBase.opModMaxLimW == 5000  # the old event is never rewritten
+        assert was.EventStatus.currentStatus == 2  # cancelled, still listed
+        assert now_.DERControlBase.opModMaxLimW == 3000 and now_.EventStatus.currentStatus == 1
+        cancelled_at = was.EventStatus.dateTime
+        assert now_.creationTime == cancelled_at >= found.creationTime  # replaced at the moment the edit was stored
+        assert was.creationTime == found.creationTime and was.interval == found.interval
+
+        # subscribers are told: the old event cancelled and the new one, in one notification
+        def replaced(notes: list[m.Notification]) -> bool:
+            return any(
+                n.subscribedResource == subscribed
+                and isinstance(n.Resource, m.DERControlList)
+                and {(c.mRID, c.EventStatus.currentStatus) for c in n.Resource.DERControl or []} >= {(old, 2), (new, 1)}
+                for n in notes
+            )
+
+        assert replaced(gw.listener.wait_for(replaced)), "no Notification of the edit arrived"
+
+        # a device that posted for the old mRID keeps posting for it: still the canonical control
+        client.respond(was, 6)
+        client.respond(now_, 1)
+        stored_responses = canonical(gw, "responses", subject_id="edit-me")
+        assert sorted(r["status"] for r in stored_responses) == ["cancelled", "received", "received"]
+        # the engine-driven device: received/started for both, cancelled (6) for the old one, never superseded (7)
+        sent = [(s.mrid, s.status) for s in ControlTracker(client).update(view.programs, now=client.now() + 1)]
+        assert (old, 6) in sent and (new, 2) in sent and (old, 7) not in sent
+
+        before = statuses(view)
+        # re-posting the same content (a fresh created_at, no revision) changes nothing a device sees
+        control(gw, "edit-me", resource, priority=6, value="30", at=start)
+        assert statuses(client.discover()) == before
+        # cancelling is a status change: the current event is cancelled under its own mRID, nothing new appears
+        ok(gw.api.post("/v1/controls/edit-me/cancel"))
+        after = statuses(client.discover())
+        assert set(after) == set(before)
+        assert after[old] == before[old]  # the first cancellation stands
+        assert after[new][0] == 2 and after[new][2] == before[new][2]
+
+
+def test_a_an_edited_operating_envelope_replaces_only_the_changed_period(gw: Gateway) -> None:
+    client, resource = gw.device()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+
+    def envelope(export_kw: str) -> dict[str, Any]:
+        return {
+            "id": "doe-edit",
+            "location_id": "site-ann",
+            "resource_id": resource,
+            "periods": [
+                {
+                    "span": {"start": start.isoformat(), "duration": "PT30M"},
+                    "import_limit_kw": "7",
+                    "export_limit_kw": "2",
+                },
+                {
+                    "span": {"start": (start + timedelta(minutes=30)).isoformat(), "duration": "PT30M"},
+                    "import_limit_kw": "7",
+                    "export_limit_kw": export_kw,
+                },
+            ],
+        }
+
+    first, second = mapper.envelope_mrid("doe-edit", 0, PEN), mapper.envelope_mrid("doe-edit", 1, PEN)
+    with client:
+        ok(gw.api.post("/v1/operating-envelopes", json=envelope("1.5")))
+        view = client.discover()
+        assert {mr: s[0] for mr, s in statuses(view).items() if mr in (first, second)} == {first: 1, second: 0}
+        _program, old = find(view, second)
+        client.respond(old, 1)
+        ok(gw.api.post("/v1/operating-envelopes", json=envelope("0.5")))  # the second period's export limit
+        view = client.discover()
+        new = mapper.envelope_mrid("doe-edit", 1, PEN, 1)
+        seen = statuses(view)
+        assert seen[first][0] == 1 and seen[second][0] == 2 and seen[new][0] == 0  # the first period is untouched
+        _program, was = find(view, second)
+        _program, now_ = find(view, new)
+        assert was.DERControlBase.opModExpLimW is not None and now_.DERControlBase.opModExpLimW is not None
+        assert mapper.kw_of(was.DERControlBase.opModExpLimW) == Decimal("1.5")
+        assert mapper.kw_of(now_.DERControlBase.opModExpLimW) == Decimal("0.5")
+        client.respond(was, 6)  # to the replaced event: still the envelope
+        responses = canonical(gw, "responses", subject_id="doe-edit")
+        assert sorted(r["status"] for r in responses) == ["cancelled", "received"]
+        assert {r["subject"]["kind"] for r in responses} == {"operating_envelope"}
 
 
 # -- b. bad input -------------------------------------------------------------------------------------------------
@@ -552,6 +680,143 @@ def test_d_a_restarted_server_keeps_settings_subscriptions_and_mirrors(gw: Gatew
             assert subscription.subscribedResource == f"/edev/{client.sfdi}/derp"
             mirror = client.get(mup, m.MirrorUsagePoint)
             assert mirror.mRID == "0123456789ABCDEF0123456789ABCDEF" and mirror.deviceLFDI == lfdi
+
+
+def test_d_a_restarted_server_shows_edited_controls_and_envelopes_as_before(gw: Gateway, tmp_path: Path) -> None:
+    """Editions, cancellations and their times come from the log: a new process serves exactly the same events."""
+    settings = dataclasses.replace(gw.settings, database_url=f"sqlite:///{tmp_path / 'edits.db'}")
+    server = gw.ca.issue("localhost", server=True)
+    issued = gw.ca.issue("edits-dev")
+    tls = server_tls_options(str(server.cert), str(server.key), str(gw.ca.ca_file), require_client=True)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    resource = {
+        "id": "edits-dev",
+        "name": "e",
+        "kind": "pv",
+        "owner_id": "ann",
+        "location_id": "site-ann",
+        "ratings": {"max_kw": "10"},
+        "identities": {"lfdi": lfdi_of_certificate(issued.der), "ieee2030_5-pin": str(PIN)},
+    }
+
+    def limit(
+        control_id: str, value: str, mode: tuple[str, str, str] = ("limit", "real_power", "percent")
+    ) -> dict[str, Any]:
+        kind, signal, unit = mode  # different modes: neither supersedes the other
+        return {
+            "id": control_id,
+            "targets": {"resource_ids": ["edits-dev"]},
+            "kind": kind,
+            "signal": signal,
+            "unit": unit,
+            "priority": 3,
+            "periods": [{"span": {"start": start.isoformat(), "duration": "PT1H"}, "value": value}],
+        }
+
+    def doe(export_kw: str) -> dict[str, Any]:
+        span = {"start": start.isoformat(), "duration": "PT30M"}
+        return {
+            "id": "doe-r",
+            "location_id": "site-ann",
+            "resource_id": "edits-dev",
+            "periods": [{"span": span, "import_limit_kw": "5", "export_limit_kw": export_kw}],
+        }
+
+    with serve_in_thread(create_app(settings), **tls) as base:
+        base = base.replace("127.0.0.1", "localhost")
+        with (
+            tls_client(gw.ca, issued, base) as api,
+            Sep2Client(base, cert=issued.cert, key=issued.key, ca=gw.ca.ca_file) as client,
+        ):
+            ok(api.post("/v1/parties", json={"id": "ann", "name": "Ann", "roles": ["prosumer"]}))
+            ok(api.post("/v1/locations", json={"id": "site-ann", "name": "Ann", "kind": "service_point"}))
+            ok(api.post("/v1/resources", json=resource))
+            for body in (limit("r-edit", "50"), limit("r-cancel", "1", ("connect", "connect", "boolean"))):
+                ok(api.post("/v1/controls", json=body))
+            ok(api.post("/v1/operating-envelopes", json=doe("2")))
+            client.discover()
+            time.sleep(1.1)  # the edits are stored in a later second than the first versions
+            ok(api.post("/v1/controls", json=limit("r-edit", "20")))
+            ok(api.post("/v1/operating-envelopes", json=doe("1")))
+            ok(api.post("/v1/controls/r-cancel/cancel"))
+            before = statuses(client.discover())
+    assert len(before) == 5  # r-edit twice, r-cancel, doe-r twice
+    expected = {
+        mapper.control_mrid("r-edit", 0, PEN): 2,
+        mapper.control_mrid("r-edit", 0, PEN, 1): 1,
+        mapper.control_mrid("r-cancel", 0, PEN): 2,
+        mapper.envelope_mrid("doe-r", 0, PEN): 2,
+        mapper.envelope_mrid("doe-r", 0, PEN, 1): 1,
+    }
+    assert {mrid: status[0] for mrid, status in before.items()} == expected
+    with serve_in_thread(create_app(settings), **tls) as base:
+        base = base.replace("127.0.0.1", "localhost")
+        with Sep2Client(base, cert=issued.cert, key=issued.key, ca=gw.ca.ca_file) as client:
+            assert statuses(client.discover()) == before
+
+
+def test_d_the_index_replays_editions_from_the_log_as_it_saw_them_live(tmp_path: Path) -> None:
+    """The index's histories are a function of the log: one that followed every version live and one loaded
+    afterwards (a restart) hold the same events, editions, creation and cancellation times."""
+    store = Store(f"sqlite:///{tmp_path / 'index.db'}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    stored = iter(range(100))
+
+    def limit(control_id: str, value: str, start: datetime, **more: Any) -> Control:
+        span = TimeSpan(start=start, duration=timedelta(hours=1))
+        return Control(
+            id=control_id,
+            targets=ControlTargets(broadcast=True),
+            kind="limit",
+            signal="real_power",
+            unit="percent",
+            periods=[ControlPeriod(span=span, value=Decimal(value))],
+            **{"created_at": now - timedelta(hours=4), **more},
+        )
+
+    def put(payload: Control) -> None:
+        source = Source(protocol="test", peer="t", native_id=payload.id, version=str(next(stored)))
+        store.append(Envelope(payload=payload, source=source))
+
+    def seen(index: CanonicalIndex) -> dict[Any, list[tuple[Any, ...]]]:
+        def events(history: History) -> list[tuple[Any, ...]]:
+            return [(e.edition, e.fingerprint, e.version.revision) for e in history.shown()]
+
+        return {key: events(history) for key, history in index.histories.items()}
+
+    try:
+        put(limit("gone", "50", now - timedelta(hours=3)))  # ended before the index loads: not in memory
+        live = CanonicalIndex(store, None)
+        live.catch_up()
+        assert seen(live) == {}
+        put(limit("c", "50", now))
+        live.catch_up()
+        put(limit("c", "50", now, revision=0, created_at=now))  # a re-post: new created_at, same content
+        live.catch_up()
+        put(limit("c", "30", now, revision=1))  # an edit
+        live.catch_up()
+        put(limit("c", "30", now, revision=2, status=ControlStatus.CANCELLED))
+        live.catch_up()
+        put(limit("c", "30", now, revision=3))  # reinstated: a new event, the cancelled one is not revived
+        live.catch_up()
+        put(limit("gone", "50", now + timedelta(hours=1), revision=1))  # edited back to life, not in memory
+        live.catch_up()
+        history = live.histories[(MessageKind.CONTROL, "c")]
+        numbers = [(e.edition.number, e.edition.cancelled_at is not None) for e in history.shown()]
+        assert numbers == [(0, True), (1, True), (2, False)]
+        first, second, third = history.shown()
+        assert first.edition.creation_time == int((now - timedelta(hours=4)).timestamp())  # the first created_at
+        assert second.edition.creation_time == first.edition.cancelled_at  # replaced at once
+        assert third.edition.creation_time == second.edition.cancelled_at
+        assert live.cancelled_at["c"] == second.edition.cancelled_at
+        [revived] = live.histories[(MessageKind.CONTROL, "gone")].shown()  # the old edition ended beyond the grace
+        assert revived.edition.number == 1 and revived.edition.cancelled_at is None
+        restarted = CanonicalIndex(store, None)
+        restarted.catch_up()
+        assert seen(restarted) == seen(live)
+        assert restarted.cancelled_at == live.cancelled_at
+    finally:
+        store.close()
 
 
 # -- e. settings, metering, paging, pricing ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -368,6 +368,18 @@ class Store:
             query = query.where(state.table.c[name] == value)
         with self.engine.connect() as conn:
             return {row_id: seq for row_id, seq in conn.execute(query).all()}
+
+    def revised(self, kinds: Iterable[MessageKind]) -> set[tuple[MessageKind, str]]:
+        """The (kind, id) of the objects of these kinds that the log holds more than one version of: one grouped
+        query, no bodies, for a reader that rebuilds only those objects' histories from the log."""
+        query = (
+            select(messages.c.kind, messages.c.entity_id)
+            .where(messages.c.kind.in_([kind.value for kind in kinds]))
+            .group_by(messages.c.kind, messages.c.entity_id)
+            .having(func.count() > 1)
+        )
+        with self.engine.connect() as conn:
+            return {(MessageKind(kind), entity_id) for kind, entity_id in conn.execute(query)}
 
     def get_many(self, kind: MessageKind, ids: Sequence[str]) -> list[CanonicalObject]:
         """The current objects with these ids (those that exist), in id order."""

@@ -56,6 +56,10 @@ Sources, and how the open points are read
    before it starts) leaves X alone: a cancelled control never supersedes anything from its cancellation on,
    which is the "rejoins the schedule" of [E]. The first terminal fact wins: a superseded control that is then
    cancelled stays 4; a tie between cancellation and supersession goes to the cancellation (an explicit act).
+   That tie is how the server publishes an edit (``index.advance``): the old event is cancelled at T, the moment
+   the edit was stored, and the new event is created at T, so the old one always ends cancelled (2, answered 6),
+   never superseded (4) by its own replacement, and, cancelled from T on, never supersedes the replacement either
+   (an edit may move a control to a higher-primacy program).
 5. Scope: by default superseding crosses programs, because the engine evaluates one device and precedence
    crosses programs [R][E]. ``evaluate(..., cross_program=False)`` restricts status 4 and the potentially
    superseded flag to controls of the same program, the literal reading of [S] for the status a server

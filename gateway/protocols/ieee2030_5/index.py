@@ -8,15 +8,28 @@ kept current from the bus (messages this process stored, applied without reading
 has moved beyond what the bus delivered (another gateway process wrote, or the bus dropped messages), by reading
 the log from the last sequence applied. ``version`` moves only when something a device would see changed, so the
 per-device render caches survive the stream of Responses and meter readings devices post.
+
+Events are immutable once published (2030.5: a change is a new event, the old one is cancelled, never rewritten
+and never deleted while it is relevant). So for each live control and envelope the index keeps a :class:`History`:
+the events its current version shows (one per period, each an :class:`~mapper.Edition` of that period's content)
+and the earlier editions an edit replaced, shown cancelled from the moment the editing version was stored until
+they end (plus the grace). A version that changes nothing a device acts on in a period (a status change, a
+re-post, a new target) keeps that period's event, mRID and creationTime included; one that changes it gets the
+next edition, created when it was stored, so the new event never supersedes the old one (the cancellation ties
+with it and wins, see engine rule 4). A history is a pure function of the versions in the log and their
+``stored_at``: after a restart it is replayed from the log (only for objects with more than one version, or
+stored cancelled), so devices are served the same mRIDs, statuses and times.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from gateway.bus import Bus, Subscription
 from gateway.model import (
@@ -31,6 +44,7 @@ from gateway.model import (
 )
 from gateway.overrides.resolve import standing
 from gateway.protocols.ieee2030_5.identity import sfdi_of_lfdi
+from gateway.protocols.ieee2030_5.mapper import Edition, control_fingerprint, envelope_fingerprint
 from gateway.store import Store, StoredMessage
 
 LFDI_IDENTITY = "lfdi"
@@ -46,6 +60,103 @@ WATCHED = frozenset(
 )
 _LOG_CHECK_SECONDS = 1.0
 _CATCH_UP_PAGE = 5000
+_HISTORY_PAGE = 10_000
+_EDITED = (MessageKind.CONTROL, MessageKind.OPERATING_ENVELOPE)
+
+Versioned = Control | OperatingEnvelope
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published DERControl: one period of one version of a control or envelope, in one edition."""
+
+    version: Versioned  # the version whose content (and program) it shows
+    edition: Edition
+    fingerprint: tuple[Any, ...]
+
+    @property
+    def end(self) -> datetime:
+        return self.version.periods[self.edition.period].span.end
+
+    def cancelled(self, at: int) -> Event:
+        """This event cancelled at ``at``; a cancelled event keeps its first cancellation."""
+        if self.edition.cancelled_at is not None:
+            return self
+        return replace(self, edition=replace(self.edition, cancelled_at=at))
+
+
+@dataclass(slots=True)
+class History:
+    """What devices are shown of one control or envelope: see the module docstring."""
+
+    current: Versioned
+    events: list[Event]  # the current events, by period
+    retired: list[Event]  # earlier editions an edit replaced: cancelled, shown until they end (+ grace)
+    numbers: dict[int, int]  # period -> the last edition number used
+    last_seq: int  # the log sequence of the newest version applied (0: unknown)
+    first_cancelled: int | None = None  # when a version was first stored cancelled (epoch s)
+
+    @property
+    def end(self) -> datetime:
+        ends = [self.current.periods[-1].span.end, *(e.end for e in self.events), *(e.end for e in self.retired)]
+        return max(ends)
+
+    def shown(self) -> list[Event]:
+        return [*self.retired, *self.events]
+
+
+def _fingerprint(payload: Versioned, period: int) -> tuple[Any, ...]:
+    if isinstance(payload, Control):
+        return control_fingerprint(payload, period)
+    return envelope_fingerprint(payload, period)
+
+
+def advance(history: History | None, payload: Versioned, stored_at: int, seq: int) -> History:
+    """The history after one more stored version (``stored_at``: when the log stored it, epoch s). Pure, so the
+    live index and a replay of the log agree.
+
+    * First version: edition 0 of every period, created at the object's ``created_at``.
+    * A cancelled version publishes nothing new: every current event is cancelled at ``stored_at`` (or keeps an
+      earlier cancellation) under its own mRID.
+    * Otherwise, per period: the same fingerprint as a live current event keeps that event; a different one (or
+      a current event that was cancelled: 2030.5 cannot revive an event) retires the old event, cancelled at
+      ``stored_at``, and publishes the next edition, created at ``stored_at``. Periods the version no longer has
+      are retired (cancelled) too.
+    """
+    cancelled = isinstance(payload, Control) and is_cancelled(payload)
+    count = len(payload.periods)
+    if history is None:
+        created = int(payload.created_at.timestamp())
+        cancel = stored_at if cancelled else None
+        events = [Event(payload, Edition(p, 0, created, cancel), _fingerprint(payload, p)) for p in range(count)]
+        return History(payload, events, [], dict.fromkeys(range(count), 0), seq, stored_at if cancelled else None)
+    if seq and seq <= history.last_seq:
+        return history  # replayed already
+    first_cancelled = history.first_cancelled
+    if cancelled:
+        events = [event.cancelled(stored_at) for event in history.events]
+        retired = history.retired
+        numbers = history.numbers
+        if first_cancelled is None:
+            first_cancelled = stored_at
+    else:
+        events = []
+        retired = list(history.retired)
+        numbers = dict(history.numbers)
+        old = history.events
+        for period in range(count):
+            fingerprint = _fingerprint(payload, period)
+            before = old[period] if period < len(old) else None
+            if before is not None and before.edition.cancelled_at is None and before.fingerprint == fingerprint:
+                events.append(before)
+                continue
+            if before is not None:
+                retired.append(before.cancelled(stored_at))
+            number = numbers.get(period, -1) + 1
+            numbers[period] = number
+            events.append(Event(payload, Edition(period, number, stored_at), fingerprint))
+        retired.extend(event.cancelled(stored_at) for event in old[count:])
+    return History(payload, events, retired, numbers, max(seq, history.last_seq), first_cancelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +219,10 @@ class CanonicalIndex:
         self.envelopes: dict[str, OperatingEnvelope] = {}
         self.overrides: dict[str, Override] = {}  # live ones, from every edge: the device's ResponseList shows them
         self.cancelled_at: dict[str, int] = {}  # control id -> when this index first saw it cancelled (epoch)
+        # (kind, id) -> what devices are shown of each live control and envelope (events, editions, retired ones)
+        self.histories: dict[tuple[MessageKind, str], History] = {}
+        self._known: set[tuple[MessageKind, str]] = set()  # every control and envelope id ever seen, live or not
+        self._unresolved: set[tuple[MessageKind, str]] = set()  # changed, history not in memory: replay from the log
         # every kind, not only WATCHED: the sequence numbers of the others tell that nothing was missed
         self._subscription: Subscription | None = bus.subscribe(None) if bus is not None else None
         self._lock = threading.RLock()
@@ -128,16 +243,18 @@ class CanonicalIndex:
                 assert isinstance(location, Location)
                 self.parents[location.id] = location.parent_id
             horizon = datetime.now(UTC) - self.grace
-            for control in self.store.list(MessageKind.CONTROL, limit=None):
-                assert isinstance(control, Control)
-                if control.periods[-1].span.end >= horizon:
-                    self.controls[control.id] = control
-                    if is_cancelled(control):  # when the log first stored it cancelled, as _apply saw it live
-                        self.cancelled_at[control.id] = self._first_cancelled(control)
-            for envelope in self.store.list(MessageKind.OPERATING_ENVELOPE, limit=None):
-                assert isinstance(envelope, OperatingEnvelope)
-                if envelope.periods[-1].span.end >= horizon:
-                    self.envelopes[envelope.id] = envelope
+            edited = self._edited()
+            for kind in _EDITED:
+                for payload in self.store.list(kind, limit=None):
+                    assert isinstance(payload, Control | OperatingEnvelope)
+                    key = (kind, payload.id)
+                    self._known.add(key)
+                    if payload.periods[-1].span.end < horizon:
+                        continue
+                    if key in edited or (isinstance(payload, Control) and is_cancelled(payload)):
+                        self._replay(key)  # several versions, or stored cancelled: when, as _apply saw it live
+                    else:
+                        self._put(key, advance(None, payload, 0, 0))
             for override in self.store.list(MessageKind.OVERRIDE, limit=None):
                 assert isinstance(override, Override)
                 if override.span.end >= horizon:
@@ -147,15 +264,49 @@ class CanonicalIndex:
             self._log_checked_at = time.monotonic()
             self.version += 1
 
-    def _first_cancelled(self, control: Control) -> int:
-        """When the first cancelled version of a control was stored (epoch s): the EventStatus dateTime devices
-        saw before a restart. Its creation time would move the cancellation back, so a device would see the
-        status change again and the engine would rewrite the control's history (never started, say)."""
-        for message in self.store.query_messages(kind=MessageKind.CONTROL, entity_id=control.id, limit=10_000):
-            payload = message.envelope.payload
-            if isinstance(payload, Control) and is_cancelled(payload):
-                return int(message.stored_at.timestamp())
-        return int(control.created_at.timestamp())
+    def _edited(self) -> set[tuple[MessageKind, str]]:
+        """The controls and envelopes the log holds more than one version of (one grouped query, no bodies)."""
+        return self.store.revised(_EDITED)
+
+    def _replay(self, key: tuple[MessageKind, str]) -> None:
+        """Rebuild one object's history from its versions in the log, with the times the log stored them: the
+        EventStatus dateTimes devices saw before a restart. (Creation times would move a cancellation back, so a
+        device would see the status change again and the engine would rewrite the event's history.)"""
+        kind, entity_id = key
+        history: History | None = None
+        after = 0
+        while True:
+            found = self.store.query_messages(kind=kind, entity_id=entity_id, after_seq=after, limit=_HISTORY_PAGE)
+            for message in found:
+                payload = message.envelope.payload
+                if isinstance(payload, Control | OperatingEnvelope):
+                    history = advance(history, payload, int(message.stored_at.timestamp()), message.seq)
+            if len(found) < _HISTORY_PAGE:
+                break
+            after = found[-1].seq
+        if history is None:
+            return
+        horizon = datetime.now(UTC) - self.grace
+        history.retired = [e for e in history.retired if e.end >= horizon]  # as prune() would have left them
+        if history.end >= horizon:
+            self._put(key, history)
+
+    def _put(self, key: tuple[MessageKind, str], history: History) -> None:
+        self._known.add(key)
+        self.histories[key] = history
+        current = history.current
+        if isinstance(current, Control):
+            self.controls[current.id] = current
+            if history.first_cancelled is not None:
+                self.cancelled_at[current.id] = history.first_cancelled
+        else:
+            self.envelopes[current.id] = current
+
+    def _resolve(self) -> None:
+        """Replay the objects that changed while their history was not in memory (a thread: it reads the log)."""
+        while self._unresolved:
+            self._replay(self._unresolved.pop())
+            self.version += 1
 
     def fresh_in_memory(self) -> bool:
         """Apply what the bus delivered; True when that is known to be everything (no store read needed).
@@ -164,6 +315,8 @@ class CanonicalIndex:
             return False
         if self._subscription is not None:
             self._apply_messages(self._subscription.drain())
+        if self._unresolved:
+            return False
         return time.monotonic() - self._log_checked_at < _LOG_CHECK_SECONDS
 
     def catch_up(self) -> None:
@@ -181,6 +334,7 @@ class CanonicalIndex:
                 self._apply_messages(found)
                 if len(found) < _CATCH_UP_PAGE:
                     break
+            self._resolve()
             self._log_checked_at = time.monotonic()
 
     def _apply_messages(self, messages: list[StoredMessage]) -> None:
@@ -193,9 +347,9 @@ class CanonicalIndex:
                 self.applied_seq = max(self.applied_seq, message.seq)
                 envelope = message.envelope
                 if envelope.message_kind in WATCHED:
-                    self._apply(envelope.payload, message.stored_at)
+                    self._apply(envelope.payload, message.stored_at, message.seq)
 
-    def _apply(self, payload: CanonicalObject, stored_at: datetime) -> None:
+    def _apply(self, payload: CanonicalObject, stored_at: datetime, seq: int = 0) -> None:
         if isinstance(payload, Resource):
             old = self._device_of_resource.get(payload.id)
             if old is not None:
@@ -205,12 +359,19 @@ class CanonicalIndex:
             self._put_resource(payload, int(stored_at.timestamp()))
         elif isinstance(payload, Location):
             self.parents[payload.id] = payload.parent_id
-        elif isinstance(payload, Control):
-            if is_cancelled(payload) and payload.id not in self.cancelled_at:
-                self.cancelled_at[payload.id] = int(stored_at.timestamp())
-            self.controls[payload.id] = payload
-        elif isinstance(payload, OperatingEnvelope):
-            self.envelopes[payload.id] = payload
+        elif isinstance(payload, Control | OperatingEnvelope):
+            kind = MessageKind.CONTROL if isinstance(payload, Control) else MessageKind.OPERATING_ENVELOPE
+            key = (kind, payload.id)
+            history = self.histories.get(key)
+            if key in self._unresolved:
+                return  # replayed from the log, this version included, before the next answer
+            if history is None and key in self._known:  # edited after it left memory (ended, or pruned)
+                self._unresolved.add(key)
+                return
+            updated = advance(history, payload, int(stored_at.timestamp()), seq)
+            if updated is history:
+                return
+            self._put(key, updated)
         elif isinstance(payload, Override):
             self.overrides[payload.id] = payload
         else:
@@ -229,10 +390,12 @@ class CanonicalIndex:
         """Forget controls and envelopes that ended longer than the grace ago (they stay in the store)."""
         horizon = now - self.grace
         with self._lock:
-            for key in [k for k, c in self.controls.items() if c.periods[-1].span.end < horizon]:
-                del self.controls[key]
-            for key in [k for k, e in self.envelopes.items() if e.periods[-1].span.end < horizon]:
-                del self.envelopes[key]
+            for key, history in list(self.histories.items()):
+                if history.end < horizon:
+                    del self.histories[key]
+                    (self.controls if key[0] is MessageKind.CONTROL else self.envelopes).pop(key[1], None)
+                elif history.retired and min(e.end for e in history.retired) < horizon:
+                    history.retired = [e for e in history.retired if e.end >= horizon]
             for key in [k for k, o in self.overrides.items() if o.span.end < horizon]:
                 del self.overrides[key]
 
@@ -250,25 +413,22 @@ class CanonicalIndex:
     def controls_for(self, device: Device) -> list[Control]:
         """Controls aimed at the device: its resource, its owner, a location at or above it, or broadcast."""
         locations = set(self.locations_up(device.location_id))
-        found: list[Control] = []
-        for control in self.controls.values():
-            targets = control.targets
-            if (
-                targets.broadcast
-                or device.resource_id in targets.resource_ids
-                or device.party_id in targets.party_ids
-                or not locations.isdisjoint(targets.location_ids)
-            ):
-                found.append(control)
-        return found
+        return [c for c in self.controls.values() if _aims_at(c, device, locations)]
 
     def envelopes_for(self, device: Device) -> list[OperatingEnvelope]:
         """Operating envelopes at the device's connection point: its own resource, else its location."""
-        return [
-            e
-            for e in self.envelopes.values()
-            if e.resource_id == device.resource_id or (e.resource_id is None and e.location_id == device.location_id)
-        ]
+        return [e for e in self.envelopes.values() if _at(e, device)]
+
+    def events_for(self, device: Device) -> Iterable[Event]:
+        """The events the device is shown: those of the controls and envelopes aimed at it now, and the retired
+        (cancelled) editions of those that were aimed at it when they were published."""
+        locations = set(self.locations_up(device.location_id))
+        for history in self.histories.values():
+            if _shown_to(history.current, device, locations):
+                yield from history.events
+            for event in history.retired:
+                if _shown_to(event.version, device, locations):
+                    yield event
 
     def overrides_for(self, device: Device, now: datetime) -> list[Override]:
         """The device's party's overrides in force now or later that concern this device (named, or the party as a
@@ -286,3 +446,25 @@ class CanonicalIndex:
 
 def is_cancelled(control: Control) -> bool:
     return control.status is ControlStatus.CANCELLED
+
+
+def _aims_at(control: Control, device: Device, locations: set[str]) -> bool:
+    targets = control.targets
+    return (
+        targets.broadcast
+        or device.resource_id in targets.resource_ids
+        or device.party_id in targets.party_ids
+        or not locations.isdisjoint(targets.location_ids)
+    )
+
+
+def _shown_to(payload: Versioned, device: Device, locations: set[str]) -> bool:
+    if isinstance(payload, Control):
+        return _aims_at(payload, device, locations)
+    return _at(payload, device)
+
+
+def _at(envelope: OperatingEnvelope, device: Device) -> bool:
+    return envelope.resource_id == device.resource_id or (
+        envelope.resource_id is None and envelope.location_id == device.location_id
+    )

@@ -1,11 +1,14 @@
 """IEEE 2030.5 objects <-> the canonical model: pure functions, driven by mappings/ieee2030_5.yaml.
 
 Outbound, one canonical Control period becomes one DERControl (2030.5 events have a single interval) whose mRID is
-minted from the control id and the period, so every poll, every device and every restart names it the same way
-and a Response can be traced back. An OperatingEnvelope period becomes a DERControl with the CSIP-AUS import and
-export limits. Inbound, each control mode of a DERControl is one canonical Control (the canonical control has one
-signal), a Response is a canonical Response (and an opt-out, 4 or 8, also an Override), and mirrored meter
-readings of average power are Deliveries.
+minted from the control id, the period and the period's edition, so every poll, every device and every restart
+names it the same way and a Response can be traced back. 2030.5 events are immutable once published: when an edit
+changes what a device acts on in a period, that is a new event (the next edition, a new mRID) and the old one is
+cancelled, never rewritten (the index decides the editions, see ``index.History``). Edition 0, the content first
+stored, keeps the plain ``control:<id>#<period>`` mRID. An OperatingEnvelope period becomes a DERControl with the
+CSIP-AUS import and export limits, named the same way. Inbound, each control mode of a DERControl is one canonical
+Control (the canonical control has one signal), a Response is a canonical Response (and an opt-out, 4 or 8, also an
+Override), and mirrored meter readings of average power are Deliveries.
 
 Numbers are exact: a power is written as value x 10^multiplier with the smallest multiplier that keeps it exact
 within the 16-bit value (rounded only when nothing exact fits, which the docstring of :func:`active_power` states).
@@ -14,6 +17,7 @@ within the 16-bit value (rounded only when nothing exact fits, which the docstri
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -56,20 +60,74 @@ def mint_mrid(key: str, pen: int) -> str:
     return (digest + f"{pen:08x}").upper()
 
 
-def control_mrid(control_id: str, period: int, pen: int) -> str:
-    return mint_mrid(f"control:{control_id}#{period}", pen)
+def _edition_key(prefix: str, object_id: str, period: int, edition: int) -> str:
+    # edition 0 is the key mRIDs always had, so the first content published keeps its mRID across this change
+    return f"{prefix}:{object_id}#{period}" if edition == 0 else f"{prefix}:{object_id}#{period}~{edition}"
 
 
-def envelope_mrid(envelope_id: str, period: int, pen: int) -> str:
-    return mint_mrid(f"envelope:{envelope_id}#{period}", pen)
+def control_mrid(control_id: str, period: int, pen: int, edition: int = 0) -> str:
+    """The DERControl of one period of a control, in one edition of its content (0: as first stored)."""
+    return mint_mrid(_edition_key("control", control_id, period, edition), pen)
+
+
+def envelope_mrid(envelope_id: str, period: int, pen: int, edition: int = 0) -> str:
+    """The DERControl of one period of an operating envelope, in one edition of its limits and span."""
+    return mint_mrid(_edition_key("envelope", envelope_id, period, edition), pen)
 
 
 def program_mrid(program_id: str, pen: int) -> str:
     return mint_mrid(f"program:{program_id}", pen)
 
 
-def curve_mrid(control_id: str, period: int, pen: int) -> str:
-    return mint_mrid(f"curve:{control_id}#{period}", pen)
+def curve_mrid(control_id: str, period: int, pen: int, edition: int = 0) -> str:
+    return mint_mrid(_edition_key("curve", control_id, period, edition), pen)
+
+
+@dataclass(frozen=True, slots=True)
+class Edition:
+    """Which period of a control or envelope to render as one event, and as which edition of its content.
+
+    ``number`` names the event (0: the content first stored, the plain mRID); ``creation_time`` is its
+    creationTime (None: the object's ``created_at``); ``cancelled_at`` when the server cancelled it (epoch s), or
+    None. The index keeps these; without them every period is rendered as edition 0."""
+
+    period: int
+    number: int = 0
+    creation_time: int | None = None
+    cancelled_at: int | None = None
+
+
+def control_fingerprint(control: Control, period: int) -> tuple[Any, ...]:
+    """What a device acts on in one period of a control (its DERControl, and which program it is in), with nothing
+    the server changes without changing the event (status, revision, created_at) and nothing that only says who
+    gets it (targets). Two versions with the same fingerprint for a period show devices the same event."""
+    item = control.periods[period]
+    curve = tuple((p.x.normalize(), p.y.normalize()) for p in item.curve) if item.curve is not None else None
+    return (
+        item.span.start,
+        item.span.duration,
+        item.value.normalize() if item.value is not None else None,
+        curve,
+        control.kind,
+        control.signal,
+        control.unit,
+        control.program_id,
+        control.priority,
+        control.randomize_start,
+        control.randomize_duration,
+        control.response_required,
+    )
+
+
+def envelope_fingerprint(envelope: OperatingEnvelope, period: int) -> tuple[Any, ...]:
+    """What a device acts on in one period of an operating envelope: its span and its limits."""
+    item = envelope.periods[period]
+    return (
+        item.span.start,
+        item.span.duration,
+        item.import_limit_kw.normalize() if item.import_limit_kw is not None else None,
+        item.export_limit_kw.normalize() if item.export_limit_kw is not None else None,
+    )
 
 
 # -- numbers ------------------------------------------------------------------------------------------
@@ -146,6 +204,12 @@ def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def _cancelled(cancelled_at: int | None, creation_time: int) -> int | None:
+    """A cancellation is never before the event's creationTime (a sender's clock may put created_at after the
+    moment the server stored the cancelling version)."""
+    return None if cancelled_at is None else max(cancelled_at, creation_time)
+
+
 def control_to_der(
     control: Control,
     table: MappingTable,
@@ -153,9 +217,12 @@ def control_to_der(
     set_max_w: Decimal | None,
     curve_href: str = "",
     cancelled_at: int | None = None,
+    editions: Sequence[Edition] | None = None,
 ) -> list[RenderedControl]:
-    """Each period of a canonical control as a DERControl's pieces; MappingError if this device cannot get it
-    (a signal with no opmod in the table, a kW limit for a device whose setMaxW is unknown)."""
+    """Each period of a canonical control (or the ``editions`` given: which periods, named and timed how) as a
+    DERControl's pieces; MappingError if this device cannot get it (a signal with no opmod in the table, a kW
+    limit for a device whose setMaxW is unknown). Without ``editions``: every period, edition 0, cancelled at
+    ``cancelled_at``."""
     mapping = table.outbound(control.kind, control.signal, control.unit)
     if mapping is None:
         raise MappingError(
@@ -163,31 +230,37 @@ def control_to_der(
             f" {control.unit.value} (mappings/ieee2030_5.yaml)"
         )
     pen = table.server.pen
+    created = _epoch(control.created_at)
+    if editions is None:
+        editions = [Edition(index, 0, created, cancelled_at) for index in range(len(control.periods))]
     rendered: list[RenderedControl] = []
-    for index, period in enumerate(control.periods):
+    for edition in editions:
+        index = edition.period
+        period = control.periods[index]
+        creation_time = created if edition.creation_time is None else edition.creation_time
         curves: list[m.DERCurve] = []
         if mapping.encoding is Encoding.CURVE:
-            mrid = curve_mrid(control.id, index, pen)
+            mrid = curve_mrid(control.id, index, pen, edition.number)
             assert period.curve is not None and mapping.curve_type is not None
-            curves.append(curve_of(period.curve, mapping.curve_type, mrid, _epoch(control.created_at)))
+            curves.append(curve_of(period.curve, mapping.curve_type, mrid, creation_time))
             value: Any = m.DERCurveLink(href=f"{curve_href}/{mrid}")
         else:
             assert period.value is not None
             value = encode_value(mapping, control.unit.value, period.value, set_max_w)
         rendered.append(
             RenderedControl(
-                mrid=control_mrid(control.id, index, pen),
+                mrid=control_mrid(control.id, index, pen, edition.number),
                 source_id=control.id,
                 period=index,
                 start=_epoch(period.span.start),
                 duration=int(period.span.duration.total_seconds()),
                 base={mapping.opmod: value},
                 description=(control.program_id or control.id)[:32],
-                creation_time=_epoch(control.created_at),
+                creation_time=creation_time,
                 randomize_start=int(control.randomize_start.total_seconds()),
                 randomize_duration=int(control.randomize_duration.total_seconds()),
                 response_required=control.response_required,
-                cancelled_at=cancelled_at,
+                cancelled_at=_cancelled(edition.cancelled_at, creation_time),
                 curves=curves,
             )
         )
@@ -249,10 +322,19 @@ def curve_of(points: list[CurvePoint], curve_type: int, mrid: str, creation_time
     )
 
 
-def envelope_to_der(envelope: OperatingEnvelope, pen: int) -> list[RenderedControl]:
-    """Each envelope period as a DERControl with opModImpLimW / opModExpLimW (CSIP-AUS)."""
+def envelope_to_der(
+    envelope: OperatingEnvelope, pen: int, editions: Sequence[Edition] | None = None
+) -> list[RenderedControl]:
+    """Each envelope period (or the ``editions`` given) as a DERControl with opModImpLimW / opModExpLimW
+    (CSIP-AUS)."""
+    created = _epoch(envelope.created_at)
+    if editions is None:
+        editions = [Edition(index, 0, created) for index in range(len(envelope.periods))]
     rendered: list[RenderedControl] = []
-    for index, period in enumerate(envelope.periods):
+    for edition in editions:
+        index = edition.period
+        period = envelope.periods[index]
+        creation_time = created if edition.creation_time is None else edition.creation_time
         base: dict[str, Any] = {}
         # A limit that does not fit 16 bits is rounded down: a device keeping to it must stay within the envelope.
         if period.import_limit_kw is not None:
@@ -261,14 +343,15 @@ def envelope_to_der(envelope: OperatingEnvelope, pen: int) -> list[RenderedContr
             base["opModExpLimW"] = active_power(period.export_limit_kw, ROUND_FLOOR)
         rendered.append(
             RenderedControl(
-                mrid=envelope_mrid(envelope.id, index, pen),
+                mrid=envelope_mrid(envelope.id, index, pen, edition.number),
                 source_id=envelope.id,
                 period=index,
                 start=_epoch(period.span.start),
                 duration=int(period.span.duration.total_seconds()),
                 base=base,
                 description=f"envelope {envelope.location_id}"[:32],
-                creation_time=_epoch(envelope.created_at),
+                creation_time=creation_time,
+                cancelled_at=_cancelled(edition.cancelled_at, creation_time),
             )
         )
     return rendered

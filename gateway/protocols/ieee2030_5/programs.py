@@ -8,17 +8,23 @@ always follows the canonical priority. Operating envelopes land in the program m
 The event engine (``engine.evaluate``) decides statuses and superseding across ALL of the device's programs at
 once (precedence crosses programs), with the device's own randomisation. The result is cached per device until
 the index changes or the next start or end of one of its controls, so a poll is a dictionary lookup.
+
+Each control and envelope reaches the device as the index's events (``index.History``): the current edition of
+each period, and the editions an edit replaced, cancelled, each in the program its own version named. Responses to
+an old edition's mRID still resolve (``DeviceSchedule.by_mrid``) to the canonical control it came from.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from gateway.model import Control
 from gateway.protocols.ieee2030_5 import engine, mapper
-from gateway.protocols.ieee2030_5.index import CanonicalIndex, Device, is_cancelled
-from gateway.protocols.ieee2030_5.mapper import MappingError, RenderedControl
+from gateway.protocols.ieee2030_5.index import CanonicalIndex, Device, Event, Versioned
+from gateway.protocols.ieee2030_5.mapper import Edition, MappingError, RenderedControl
 from gateway.protocols.ieee2030_5.table import MappingTable, Program
 
 
@@ -91,35 +97,34 @@ class ScheduleBook:
         views = self.program_views()
         skipped: list[str] = []
         set_max_w = self.set_max_w.get(device.lfdi) or device.max_w
-        for control in self.index.controls_for(device):
-            program = self.table.program(control.program_id)
-            if program is None or program.envelopes:
-                name = f"priority-{control.priority}"
-                program = views[name].program if name in views else Program(program_id=name, primacy=control.priority)
-            try:
-                rendered = mapper.control_to_der(
-                    control,
-                    self.table,
-                    set_max_w=set_max_w,
-                    curve_href=f"{device.href}/derp/{program.program_id}/dc",
-                    cancelled_at=self.index.cancelled_at.get(control.id) if is_cancelled(control) else None,
-                )
-            except MappingError as exc:
-                skipped.append(f"{control.id}: {exc}")
-                continue
+        envelope_program = self.table.envelope_program or Program(program_id="doe", primacy=0, envelopes=True)
+        # each event is rendered from the version that published it (a retired edition shows its old content)
+        for payload, editions in _by_version(self.index.events_for(device)):
+            if isinstance(payload, Control):
+                program = self.table.program(payload.program_id)
+                if program is None or program.envelopes:
+                    name = f"priority-{payload.priority}"
+                    program = (
+                        views[name].program if name in views else Program(program_id=name, primacy=payload.priority)
+                    )
+                try:
+                    rendered = mapper.control_to_der(
+                        payload,
+                        self.table,
+                        set_max_w=set_max_w,
+                        curve_href=f"{device.href}/derp/{program.program_id}/dc",
+                        editions=editions,
+                    )
+                except MappingError as exc:
+                    skipped.append(f"{payload.id}: {exc}")
+                    continue
+            else:
+                program = envelope_program
+                rendered = mapper.envelope_to_der(payload, pen, editions)
             view = views.setdefault(
                 program.program_id, ProgramView(program, mapper.program_mrid(program.program_id, pen))
             )
             view.controls.extend(rendered)
-        envelope_program = self.table.envelope_program
-        envelopes = self.index.envelopes_for(device)
-        if envelopes:
-            program = envelope_program or Program(program_id="doe", primacy=0, envelopes=True)
-            view = views.setdefault(
-                program.program_id, ProgramView(program, mapper.program_mrid(program.program_id, pen))
-            )
-            for envelope in envelopes:
-                view.controls.extend(mapper.envelope_to_der(envelope, pen))
         by_mrid: dict[str, tuple[ProgramView, RenderedControl]] = {}
         scheduled: list[engine.ScheduledControl] = []
         for view in views.values():
@@ -155,3 +160,14 @@ class ScheduleBook:
             version=version,
             skipped=skipped,
         )
+
+
+def _by_version(events: Iterable[Event]) -> list[tuple[Versioned, list[Edition]]]:
+    """Events grouped by the version they show, so that each version is mapped once."""
+    groups: dict[int, tuple[Versioned, list[Edition]]] = {}
+    for event in events:
+        group = groups.get(id(event.version))
+        if group is None:
+            group = groups[id(event.version)] = (event.version, [])
+        group[1].append(event.edition)
+    return list(groups.values())
