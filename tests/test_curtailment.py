@@ -30,7 +30,22 @@ from gateway.api.tls import server_tls_options
 from gateway.cli import app as cli
 from gateway.config import Settings
 from gateway.ingest import Ingestor
-from gateway.model import Control, ControlKind, ControlStatus, Envelope, MessageKind, Source, Tender, Transaction
+from gateway.model import (
+    Clearing,
+    ClearingType,
+    Control,
+    ControlKind,
+    ControlStatus,
+    Envelope,
+    Interval,
+    MessageKind,
+    Response,
+    Source,
+    Tender,
+    Transaction,
+)
+from gateway.model.intervals import Resolution
+from gateway.model.overrides import ResponseStatus
 from gateway.overrides.curtailment import WATT, Candidate, Direction, Method, allocate, apportion
 from gateway.protocols.ieee2030_5 import mapper as sep2_mapper
 from gateway.protocols.ieee2030_5.client import Sep2Client
@@ -481,6 +496,52 @@ def test_customers_may_override_a_soft_curtailment_but_not_a_hard_one(http: http
     assert http.get("/v1/overrides/o-hard").status_code == 404
 
 
+def test_an_override_of_a_soft_curtailment_is_settled_for_what_the_curtailment_asked(
+    http: httpx.Client, store: Store
+) -> None:
+    """Ann's 5 kW PV was dispatched to export 4 kW and limited to 1 kW; Bob's battery (3 kW, beside his 4 kW PV) had
+    2.571 kW of his 6 kW sale and was limited to 0. Both override through REST; the settlement charges what each was
+    asked to give up (3 and 2.571 kW), not rating minus limit (4 and 3 kW), at spot plus the program's penalty."""
+    answer = http.post("/v1/curtailments", json=request())
+    assert answer.status_code == 201, answer.text
+    asked = {s["resource_id"]: s for s in answer.json()["allocation"] if s["control_id"]}
+    clearing = Clearing(
+        market_id=MARKET,
+        interval=Interval(start=HOUR, duration=Resolution.HOUR),
+        type=ClearingType.MARGINAL_SELLER,
+        price=Decimal("0.30"),
+        cleared_quantity=Decimal(10),
+        gate_closed_at=HOUR - timedelta(minutes=5),
+    )
+    store.append(Envelope(payload=clearing, source=Source(protocol="market", peer=MARKET, native_id="c-hour")))
+    for resource in ("pv-a", "bat-b"):
+        share = asked[resource]
+        body = {
+            "id": f"o-{resource}",
+            "party_id": share["party_id"],
+            "subject": {"kind": "control", "id": share["control_id"]},
+            "resource_id": resource,
+            "mode": "opt_out",
+            "span": {"start": HOUR.isoformat(), "duration": "PT1H"},
+        }
+        assert http.post("/v1/overrides", json=body).status_code == 201
+    window = {"start": HOUR.isoformat(), "end": (HOUR + timedelta(hours=1)).isoformat()}
+    settled = http.post(f"/v1/markets/{MARKET}/settle", json=window)
+    assert settled.status_code == 200, settled.text
+    charged = {
+        (line["party_id"], line["kind"]): (Decimal(line["quantity"]), Decimal(line["price"]))
+        for line in settled.json()["lines"]
+        if line["kind"] in ("deviation", "penalty") and line["reference_ids"][0].startswith("o-")
+    }
+    assert charged == {
+        ("ann", "deviation"): (Decimal(-3), Decimal("0.30")),  # exported 3 kW past the limit: sold at spot
+        ("ann", "penalty"): (Decimal(3), Decimal("0.50")),
+        ("bob", "deviation"): (Decimal("-2.571"), Decimal("0.30")),
+        ("bob", "penalty"): (Decimal("2.571"), Decimal("0.50")),
+    }
+    assert settled.json()["unquantified_overrides"] == []
+
+
 def test_the_openapi_description_documents_the_route(http: httpx.Client) -> None:
     operation = http.get("/openapi.json").json()["paths"]["/v1/curtailments"]["post"]
     assert "constrained location" in operation["summary"]
@@ -618,3 +679,68 @@ def test_an_openadr_ven_receives_its_partys_curtailment(tmp_path: Path, policy_f
         [resource] = event["targets_by_type"]["resource_id"]
         limits[resource] = Decimal(str(signal["intervals"][0]["signal_payload"]))
     assert limits == {"bat-b": Decimal(0), "pv-b": Decimal(3)}  # 3.429 kW less 0.429
+
+
+def test_a_ven_that_does_not_know_the_limit_signal_is_recorded_as_rejecting_it(
+    tmp_path: Path, policy_file: Path
+) -> None:
+    """openleadr's VEN answers 460 (signal not supported) to the x- limit signals, with whatever optType its
+    on_event returned. The VTN records a rejected Response per event, with the code and the resource, and stores no
+    Override: a VEN that cannot act did not opt out (here its handler even says optOut)."""
+    import asyncio
+
+    (tmp_path / "pki").mkdir()
+    ca = TestCa(tmp_path / "pki", kind="rsa")
+    server, ven_cert = ca.issue("vtn", server=True), ca.issue("ven-bob")
+    store = Store(f"sqlite:///{tmp_path / 'gw.db'}")
+    seed(store, {"bob": {"oadr-fingerprint": short_fingerprint(ven_cert.der)}})
+    settings = Settings(
+        market_tick_seconds=0,
+        override_mappings=str(policy_file),
+        openadr_sign_cert=str(server.cert),
+        openadr_sign_key=str(server.key),
+    )
+    tls = server_tls_options(str(server.cert), str(server.key), str(ca.ca_file), require_client=True)
+    allocation: list[dict[str, Any]] = []
+
+    async def on_event(event: dict[str, Any]) -> str:
+        return "optOut"
+
+    try:
+        with serve_in_thread(create_app(settings, store=store), **tls) as base:
+
+            async def scenario() -> None:
+                ven = OpenADRClient(
+                    ven_name="ven-bob",
+                    vtn_url=base + "/OpenADR2/Simple/2.0b",
+                    cert=str(ven_cert.cert),
+                    key=str(ven_cert.key),
+                    ca_file=str(ca.ca_file),
+                    vtn_fingerprint=short_fingerprint(server.der),
+                    show_fingerprint=False,
+                )
+                ven.add_handler("on_event", on_event)
+                try:
+                    await ven.create_party_registration()
+                    await ven.poll()
+                    with tls_client(ca, ven_cert, base) as api:
+                        answer = api.post("/v1/curtailments", json=request(method="bid_order"))
+                        assert answer.status_code == 201, answer.text
+                        allocation.extend(answer.json()["allocation"])
+                    await ven._poll()  # the events, answered by the VEN's oadrCreatedEvent before this returns
+                finally:
+                    await ven.stop()
+
+            asyncio.run(scenario())
+        bobs = {s["control_id"]: s["resource_id"] for s in allocation if s["party_id"] == "bob" and s["control_id"]}
+        assert len(bobs) == 2
+        responses = {r.subject.id: r for r in store.list(MessageKind.RESPONSE, limit=None) if isinstance(r, Response)}
+        assert set(responses) == set(bobs)
+        for control_id, resource_id in bobs.items():
+            response = responses[control_id]
+            assert response.status is ResponseStatus.REJECTED_NOT_APPLICABLE and response.party_id == "bob"
+            assert response.resource_id == resource_id
+            assert response.description is not None and "460 (signal not supported)" in response.description
+        assert store.list(MessageKind.OVERRIDE, limit=None) == []
+    finally:
+        store.close()

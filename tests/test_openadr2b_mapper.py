@@ -263,6 +263,43 @@ def test_answers_become_responses_and_an_opt_out_an_override() -> None:
     assert withdrawn.id == override.id and withdrawn.status is OverrideStatus.WITHDRAWN  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("code", "said", "status", "text"),
+    [
+        (
+            460,
+            "ERROR",
+            ResponseStatus.REJECTED_NOT_APPLICABLE,
+            "OpenADR 2.0b responseCode 460 (signal not supported): ERROR",
+        ),
+        (462, "", ResponseStatus.REJECTED_NOT_APPLICABLE, "OpenADR 2.0b responseCode 462 (target mismatch)"),
+        (
+            454,
+            "bad interval",
+            ResponseStatus.REJECTED_INVALID,
+            "OpenADR 2.0b responseCode 454 (invalid data): bad interval",
+        ),
+        (500, "boom", ResponseStatus.REJECTED_INVALID, "OpenADR 2.0b responseCode 500 (error): boom"),
+    ],
+)
+@pytest.mark.parametrize("opt", list(OptType))
+def test_an_error_code_is_a_rejected_response_and_never_an_override(
+    code: int, said: str, status: ResponseStatus, text: str, opt: OptType
+) -> None:
+    """A VEN that cannot act on an event (openleadr answers 460 to an x- signal, with its on_event's optType) did
+    not opt out: the Response records the code, the resource it answered for, and there is no Override."""
+    c = control(ControlKind.LIMIT, ControlSignal.EXPORT_POWER, ControlUnit.KW, [Decimal(1)])
+    answer = EventResponse("c1", 2, opt, code=code, description=said)
+    out = mapper.event_response_to_canonical(answer, "ven-a", c, T0, resource_id="r1")
+    [response] = out
+    assert response.status is status and response.description == text  # type: ignore[union-attr]
+    assert response.id == "oadr.ven-a.c1.2" and response.subject.id == "c1" and response.resource_id == "r1"  # type: ignore[union-attr]
+    assert mapper.event_response_to_canonical(EventResponse("c1", 2, opt, code=200), "ven-a", c, T0)[0].status in (
+        ResponseStatus.OPTED_IN,
+        ResponseStatus.OPTED_OUT,
+    )
+
+
 def test_an_availability_opt_covers_each_resource_and_window() -> None:
     opt = Opt(
         opt_id="o1",

@@ -19,7 +19,7 @@ from gateway.model.market import Delivery, SettlementKind, Side, Transaction
 from gateway.model.markets import Clearing, ClearingType, Market
 from gateway.model.overrides import OverrideMode, OverrideStatus, Subject, SubjectKind
 from gateway.overrides.policy import OverridePolicy
-from gateway.overrides.settlement import OverrideSettlement, OverrideSubjects, settle_overrides
+from gateway.overrides.settlement import Dispatched, OverrideSettlement, OverrideSubjects, settle_overrides
 
 T0 = datetime(2030, 1, 7, 17, tzinfo=UTC)
 D = Decimal
@@ -108,6 +108,7 @@ def run(
     clearings: list[Clearing] | None = None,
     terms: OverridePolicy = DR_POLICY,
     resources: list[Resource] = [EV],  # noqa: B006 - read only
+    dispatch: dict[str, list[Dispatched]] | None = None,
 ) -> OverrideSettlement:
     subjects = OverrideSubjects(
         transactions={t.id: t for t in transactions},
@@ -115,6 +116,7 @@ def run(
         resources={r.id: r for r in resources},
         resources_of={"ben": resources},
         reaches={c.id: frozenset(r.id for r in resources) for c in controls},
+        dispatch=dispatch or {},
     )
     if clearings is None:
         clearings = [clearing(0, "0.30"), clearing(1, "0.40")]
@@ -364,3 +366,143 @@ def test_a_real_power_limit_curbs_what_the_resource_does(resource: Resource) -> 
     rating = resource.ratings.max_kw
     assert rating is not None
     assert line.quantity == (rating - 2 if resource.kind.value == "ev_charger" else 2 - rating)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Limits on market-dispatched resources (utility curtailment): what the control asked for, not rating - limit
+
+BATTERY = Resource(
+    id="ben-bat",
+    name="Battery",
+    kind="battery",
+    owner_id="ben",
+    location_id="SP-ben",
+    ratings={"max_discharge_kw": "5", "max_charge_kw": "5"},
+)
+CURTAIL = policy(**{"feeder-relief": {"market_id": "m1", "penalty_per_kwh": "0.50"}})
+
+
+def curtailment(resource: Resource, values: list[int | str], kind: str = "limit", **extra: object) -> Control:
+    """A control as ``gateway.overrides.dispatch`` builds it: one resource, one period per market interval."""
+    connect = kind == "connect"
+    return Control(
+        **{
+            "id": f"curtail-3f2a9c1d0b7e-{resource.id}",
+            "program_id": "feeder-relief",
+            "targets": {"resource_ids": [resource.id]},
+            "kind": kind,
+            "signal": "connect" if connect else "export_power",
+            "unit": "boolean" if connect else "kW",
+            "periods": [
+                {"span": {"start": hour(n).start.isoformat(), "duration": "PT1H"}, "value": v}
+                for n, v in enumerate(values)
+            ],
+            "priority": 0,
+            **extra,
+        }
+    )
+
+
+def opt_out_of(control: Control, resource: Resource, minutes: int = 60, **extra: object) -> Override:
+    return override(Subject(kind=SubjectKind.CONTROL, id=control.id), minutes=minutes, resource_id=resource.id, **extra)
+
+
+def test_overriding_a_curtailment_of_a_dispatched_der_costs_its_dispatch_minus_the_limit() -> None:
+    """Ben's 7.6 kW PV was dispatched to export 4 kW; the curtailment limited it to 1 kW (3 kW asked). Overriding
+    it exports 3 kW more than allowed, not 7.6 - 1 = 6.6."""
+    cap = curtailment(PV, [1])
+    result = run(
+        [opt_out_of(cap, PV)],
+        controls=[cap],
+        terms=CURTAIL,
+        resources=[PV],
+        dispatch={"ben-pv": [Dispatched(T0, T0 + timedelta(hours=1), export_kw=D(4))]},
+    )
+    assert lines_of(result, SettlementKind.DEVIATION) == [(T0, "PT1H", D(-3), D("0.30"), D("-0.9"))]
+    assert lines_of(result, SettlementKind.PENALTY) == [(T0, "PT1H", D(3), D("0.50"), D("1.5"))]
+
+
+def test_the_reduction_follows_the_dispatch_of_each_interval_and_the_rating_where_there_is_none() -> None:
+    """Hour 0: dispatched 4 kW, limit 1 (3 asked). Hour 1: Ben holds no position, so the PV counts at its 7.6 kW
+    rating, limit 2 (5.6 asked). A partial override keeping 1 kW leaves 2 and 4.6 undone."""
+    cap = curtailment(PV, [1, 2])
+    dispatch = {"ben-pv": [Dispatched(T0, T0 + timedelta(hours=1), export_kw=D(4))]}
+    whole = run([opt_out_of(cap, PV, minutes=120)], controls=[cap], terms=CURTAIL, resources=[PV], dispatch=dispatch)
+    assert [(start, q) for start, _d, q, *_ in lines_of(whole, SettlementKind.DEVIATION)] == [
+        (T0, D(-3)),
+        (T0 + timedelta(hours=1), D("-5.6")),
+    ]
+    partial = opt_out_of(cap, PV, minutes=120, mode=OverrideMode.PARTIAL, quantity_kw=D(1))
+    kept = run([partial], controls=[cap], terms=CURTAIL, resources=[PV], dispatch=dispatch)
+    assert [q for _s, _d, q, *_ in lines_of(kept, SettlementKind.DEVIATION)] == [D(-2), D("-4.6")]
+
+
+def test_dispatch_that_changes_inside_one_period_cuts_the_charge() -> None:
+    """A limit of 0 for two hours (one period) on a PV dispatched 4 kW then 2 kW: 4 then 2 undone."""
+    cap = curtailment(PV, [0])
+    cap = cap.model_copy(
+        update={
+            "periods": [cap.periods[0].model_copy(update={"span": TimeSpan(start=T0, duration=timedelta(hours=2))})]
+        }
+    )
+    dispatch = {
+        "ben-pv": [
+            Dispatched(T0, T0 + timedelta(hours=1), export_kw=D(4)),
+            Dispatched(T0 + timedelta(hours=1), T0 + timedelta(hours=2), export_kw=D(2)),
+        ]
+    }
+    result = run([opt_out_of(cap, PV, minutes=120)], controls=[cap], terms=CURTAIL, resources=[PV], dispatch=dispatch)
+    assert [(start, q) for start, _d, q, *_ in lines_of(result, SettlementKind.DEVIATION)] == [
+        (T0, D(-4)),
+        (T0 + timedelta(hours=1), D(-2)),
+    ]
+
+
+def test_a_der_the_market_dispatched_the_other_way_was_asked_for_nothing() -> None:
+    """Ben's party bought at the site in that hour: his PV's export dispatch is 0, so an export limit asked nothing."""
+    cap = curtailment(PV, [1])
+    dispatch = {"ben-pv": [Dispatched(T0, T0 + timedelta(hours=1), import_kw=D(3))]}
+    result = run([opt_out_of(cap, PV)], controls=[cap], terms=CURTAIL, resources=[PV], dispatch=dispatch)
+    assert result.lines == [] and result.unquantified == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "dispatched", "quantity"),
+    [
+        (PV, Dispatched(T0, T0 + timedelta(hours=1), export_kw=D("4.5")), D("-4.5")),  # exports all it was dispatched
+        (BATTERY, Dispatched(T0, T0 + timedelta(hours=1), import_kw=D(2)), D(2)),  # charges as it was dispatched
+        (PV, None, D("-7.6")),  # no position: its rating
+    ],
+    ids=["dispatched-export", "dispatched-import", "rated"],
+)
+def test_overriding_a_disconnection_leaves_undone_the_whole_dispatch(
+    resource: Resource, dispatched: Dispatched | None, quantity: Decimal
+) -> None:
+    isolate = curtailment(resource, [0], kind="connect")
+    result = run(
+        [opt_out_of(isolate, resource)],
+        controls=[isolate],
+        terms=CURTAIL,
+        resources=[resource],
+        dispatch={resource.id: [dispatched]} if dispatched else None,
+    )
+    assert [q for _s, _d, q, *_ in lines_of(result, SettlementKind.DEVIATION)] == [quantity]
+
+
+def test_a_disconnected_battery_without_a_position_or_a_connect_that_connects_is_unquantified() -> None:
+    """With no dispatch a battery might have charged or discharged: nobody can say which rating it gave up."""
+    isolate = curtailment(BATTERY, [0], kind="connect")
+    result = run([opt_out_of(isolate, BATTERY)], controls=[isolate], terms=CURTAIL, resources=[BATTERY])
+    assert result.lines == [] and [u.override_id for u in result.unquantified] == ["o1"]
+    reconnect = curtailment(PV, [1], kind="connect")
+    result = run([opt_out_of(reconnect, PV)], controls=[reconnect], terms=CURTAIL, resources=[PV])
+    assert result.lines == [] and [u.override_id for u in result.unquantified] == ["o1"]
+
+
+def test_response_kw_still_wins_over_the_dispatch() -> None:
+    """The program's terms name what it expects of the party: that is what an override of it leaves undone."""
+    cap = curtailment(PV, [1])
+    terms = policy(**{"feeder-relief": {"market_id": "m1", "response_kw": {"ben": "2"}}})
+    dispatch = {"ben-pv": [Dispatched(T0, T0 + timedelta(hours=1), export_kw=D(4))]}
+    result = run([opt_out_of(cap, PV)], controls=[cap], terms=terms, resources=[PV], dispatch=dispatch)
+    assert [q for _s, _d, q, *_ in lines_of(result, SettlementKind.DEVIATION)] == [D(-2)]

@@ -405,14 +405,12 @@ class _Site:
         """Each resource's dispatch in [start, end): the party's net position here split by rating, else its
         rating; and the price its dispatch was offered or bid at."""
         ordered = sorted(self.resources.values(), key=lambda p: p.resource.id)
-        covering = [t for t in self.transactions if t.interval.start <= start and end <= t.interval.end]
-        if not covering:
+        held = covering(self.transactions, start, end)
+        if not held:
             return [self._candidate(p, p.rating_kw or Decimal(0), None) for p in ordered]
-        net = sum((_kw(t) if t.side is Side.BUY else -_kw(t) for t in covering), Decimal(0))
-        flow = max(Decimal(0), -net if direction is Direction.EXPORT else net)
         side = Side.SELL if direction is Direction.EXPORT else Side.BUY
-        price = prices.weighted([t for t in covering if t.side is side])
-        parts = apportion(flow, [p.rating_kw or Decimal(0) for p in ordered])
+        price = prices.weighted([t for t in held if t.side is side])
+        parts = split_dispatch(held, [p.rating_kw for p in ordered], direction)
         return [self._candidate(p, kw, price) for p, kw in zip(ordered, parts, strict=True)]
 
     def _candidate(self, placed: _Placed, kw: Decimal, price: Decimal | None) -> Candidate:
@@ -428,6 +426,25 @@ class _Site:
 
 def _kw(transaction: Transaction) -> Decimal:
     return convert_power(transaction.quantity, transaction.quantity_unit, PowerUnit.KW)
+
+
+def covering(transactions: Sequence[Transaction], start: datetime, end: datetime) -> list[Transaction]:
+    """The trades whose interval holds all of [start, end): the party's position in that piece (none: it holds no
+    position there, and its resources are not market-dispatched)."""
+    return [t for t in transactions if t.interval.start <= start and end <= t.interval.end]
+
+
+def split_dispatch(
+    held: Sequence[Transaction], ratings: Sequence[Decimal | None], direction: Direction
+) -> list[Decimal]:
+    """What each of one party's resources at one site was dispatched to by ``held`` (its trades there covering one
+    piece, see :func:`covering`): the party's net position in ``direction`` (export: net sold, import: net bought;
+    never negative) split in proportion to the resources' ratings in that direction (``ratings``, in resource id
+    order; equal shares when none is rated). Pure: curtailment sizes its controls by it, and override settlement
+    prices an override of a limit by it."""
+    net = sum((_kw(t) if t.side is Side.BUY else -_kw(t) for t in held), Decimal(0))
+    flow = max(Decimal(0), -net if direction is Direction.EXPORT else net)
+    return apportion(flow, [r or Decimal(0) for r in ratings])
 
 
 def rating_kw(resource: Resource, direction: Direction) -> Decimal | None:
@@ -527,31 +544,37 @@ def _sites(
 
 
 def _transactions(store: Store, site: _Site, window: TimeSpan, market_id: str | None) -> list[Transaction]:
-    """The party's energy trades at the site whose interval overlaps the span (in the program's market, if any)."""
-    filters = {"party_id": site.party_id} | ({"market_id": market_id} if market_id else {})
-    since = (window.start - _YEAR).isoformat()
+    return site_transactions(store, site.party_id, site.location_id, window.start, window.end, market_id)
+
+
+def site_transactions(
+    store: Store, party_id: str, location_id: str, start: datetime, end: datetime, market_id: str | None
+) -> list[Transaction]:
+    """The party's energy trades at the location whose interval overlaps [start, end) (in ``market_id``, if
+    given)."""
+    filters = {"party_id": party_id} | ({"market_id": market_id} if market_id else {})
+    since = (start - _YEAR).isoformat()
     found = store.list(
-        MessageKind.TRANSACTION, filters=filters, ranges={"interval_start": (since, window.end.isoformat())}, limit=None
+        MessageKind.TRANSACTION, filters=filters, ranges={"interval_start": (since, end.isoformat())}, limit=None
     )
     return [
         t
         for t in found
         if isinstance(t, Transaction)
-        and t.location_id == site.location_id
+        and t.location_id == location_id
         and isinstance(t.product, EnergyProduct)
-        and t.interval.end > window.start
+        and t.interval.end > start
     ]
 
 
 def _bounds(window: TimeSpan, transactions: Sequence[Transaction]) -> list[datetime]:
-    """The span cut where any trade's interval begins or ends inside it."""
-    inner = {
-        moment
-        for t in transactions
-        for moment in (t.interval.start, t.interval.end)
-        if window.start < moment < window.end
-    }
-    return [window.start, *sorted(inner), window.end]
+    return piece_bounds(window.start, window.end, transactions)
+
+
+def piece_bounds(start: datetime, end: datetime, transactions: Sequence[Transaction]) -> list[datetime]:
+    """[start, end) cut where any trade's interval begins or ends inside it: dispatch is constant in each piece."""
+    inner = {moment for t in transactions for moment in (t.interval.start, t.interval.end) if start < moment < end}
+    return [start, *sorted(inner), end]
 
 
 class _Prices:

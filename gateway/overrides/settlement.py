@@ -6,7 +6,11 @@ a program it is enrolled in), for how long, and where:
 
 - a **transaction** opted out leaves the whole traded rate undone (a partial override keeps ``quantity_kw`` of it);
 - a **control** opted out leaves undone the reduction the program expected of the party (``response_kw`` in
-  ``mappings/overrides.yaml``), or, for a kW limit or setpoint on a rated resource, its rating minus the limit;
+  ``mappings/overrides.yaml``), or, for a kW limit or setpoint on one resource, what the resource would otherwise
+  have done minus the limit: its market dispatch in that interval when its party holds a position at its site
+  (``OverrideSubjects.dispatch``, computed as curtailment computes it, ``gateway.overrides.dispatch``), else its
+  rating. A disconnection (connect 0) leaves undone all of it. So the override of a curtailment is charged the
+  reduction the curtailment asked for, not the resource's rating minus the limit;
 - anything else (a tender, a resource, an envelope) has no committed quantity: it is listed as unquantified.
 
 Where a meter covers the time, the meter already tells the truth: the ordinary deviation line of
@@ -44,6 +48,8 @@ from gateway.model.markets import Clearing, Market
 from gateway.model.overrides import OverrideMode, SubjectKind
 from gateway.model.parties import ResourceKind
 from gateway.model.units import EnergyUnit, PowerUnit, convert_power, convert_price
+from gateway.overrides.curtailment import Direction
+from gateway.overrides.dispatch import can_serve, rating_kw
 from gateway.overrides.policy import OverridePolicy
 from gateway.overrides.resolve import change_points, effective_at
 
@@ -51,6 +57,21 @@ GRID = Resolution.FIVE_MINUTES
 """Override spans are rounded to this grid before they are settled."""
 
 _STEPS = [r for r in Resolution if not r.is_calendar and r.rank >= GRID.rank]
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """What the market dispatched one resource to over [start, end) (a piece in which its party held a position at
+    its site): its share of the party's net position there in each direction, as curtailment sizes it
+    (``gateway.overrides.dispatch.split_dispatch``). At most one of the two is non-zero."""
+
+    start: datetime
+    end: datetime
+    export_kw: Decimal = Decimal(0)
+    import_kw: Decimal = Decimal(0)
+
+    def kw(self, direction: Direction) -> Decimal:
+        return self.export_kw if direction is Direction.EXPORT else self.import_kw
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,9 @@ class OverrideSubjects:
     """Each party's resources, to place an override that names none (an OpenADR event-level optOut)."""
     reaches: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Per control id, the resources it reaches (its targets, and every resource below a targeted location)."""
+    dispatch: Mapping[str, Sequence[Dispatched]] = field(default_factory=dict)
+    """Per resource id, its market dispatch in the pieces of time in which its party held a position at its site (in
+    the program's market), non-overlapping. Outside them the resource counts at its rating."""
 
 
 @dataclass(frozen=True)
@@ -192,19 +216,32 @@ def _charges(
         span = _clip(start, end, period.span.start, period.span.end)
         if span is None:
             continue
-        reduction = _kw(expected, market) if expected is not None else _reduction(control, period.value, resource)
-        if reduction is None:
-            return Unquantified(
-                override.id,
-                f"program '{control.program_id}' gives no response_kw for party '{override.party_id}' and control"
-                f" '{control.id}' is not a kW limit or setpoint on a rated resource",
-            )
-        if override.quantity_kw is not None:
-            reduction = max(reduction - _kw(override.quantity_kw, market), Decimal(0))
-        if reduction == 0:
-            continue
-        rate = -reduction if _curbs_output(control, resource) else reduction
-        charges.append(_Charge(override, location, *span, rate, terms.penalty_per_kwh))
+        if expected is not None:
+            asked = [(*span, expected, _curbs_output(control, resource))]
+        else:
+            dispatch = subjects.dispatch.get(resource.id, ()) if resource is not None else ()
+            found = _asked(control, period.value, resource, dispatch, *span)
+            if found is None:
+                return Unquantified(
+                    override.id,
+                    f"program '{control.program_id}' gives no response_kw for party '{override.party_id}' and control"
+                    f" '{control.id}' is not a kW limit or setpoint (or a disconnection) on one resource that is"
+                    " dispatched or rated",
+                )
+            asked = found
+        mine: list[_Charge] = []  # this period's, adjacent pieces at the same rate as one
+        for a, b, reduction_kw, output in asked:
+            reduction = _kw(reduction_kw, market)
+            if override.quantity_kw is not None:
+                reduction = max(reduction - _kw(override.quantity_kw, market), Decimal(0))
+            if reduction == 0:
+                continue
+            rate = -reduction if output else reduction
+            if mine and mine[-1].end == a and mine[-1].rate == rate:
+                mine[-1] = _Charge(override, location, mine[-1].start, b, rate, terms.penalty_per_kwh)
+            else:
+                mine.append(_Charge(override, location, a, b, rate, terms.penalty_per_kwh))
+        charges.extend(mine)
     return charges
 
 
@@ -231,25 +268,72 @@ def _curbs_output(control: Control, resource: Resource | None) -> bool:
     return control.signal is ControlSignal.REAL_POWER and resource is not None and resource.kind in GENERATING
 
 
-def _reduction(control: Control, value: Decimal | None, resource: Resource | None) -> Decimal | None:
-    """Rating minus limit (or setpoint) for a kW control on one rated resource; None when that cannot be said."""
-    if resource is None or value is None or control.kind not in (ControlKind.LIMIT, ControlKind.SETPOINT):
+def _asked(
+    control: Control,
+    value: Decimal | None,
+    resource: Resource | None,
+    dispatch: Sequence[Dispatched],
+    start: datetime,
+    end: datetime,
+) -> list[tuple[datetime, datetime, Decimal, bool]] | None:
+    """The reduction (kW) a kW limit or setpoint, or a disconnection, on one resource asked for over [start, end):
+    what the resource would otherwise have done (its dispatch where it has one, else its rating) minus the limit,
+    cut where its dispatch changes; each piece with whether it held output down. None when that cannot be said."""
+    if resource is None or value is None:
         return None
-    if control.unit not in (ControlUnit.KW, ControlUnit.W):
-        return None
-    ratings = resource.ratings
-    if control.signal is ControlSignal.EXPORT_POWER:
-        rating = ratings.max_discharge_kw or ratings.max_kw
-    elif control.signal is ControlSignal.IMPORT_POWER:
-        rating = ratings.max_charge_kw or ratings.max_kw
-    elif control.signal is ControlSignal.REAL_POWER:
-        rating = ratings.max_kw
+    direction: Direction | None
+    if control.kind is ControlKind.CONNECT:
+        if value != 0:
+            return None  # a control that connects asks for no reduction
+        direction, limit_kw = None, Decimal(0)  # the whole dispatch, whichever way it flowed
+    elif control.kind in (ControlKind.LIMIT, ControlKind.SETPOINT) and control.unit in (ControlUnit.KW, ControlUnit.W):
+        direction = _direction(control, resource)
+        if direction is None:
+            return None
+        limit_kw = abs(convert_power(value, PowerUnit(control.unit.value), PowerUnit.KW))
     else:
         return None
-    if rating is None:
-        return None
-    limit_kw = convert_power(value, PowerUnit(control.unit.value), PowerUnit.KW)
-    return max(rating - abs(limit_kw), Decimal(0))
+    out: list[tuple[datetime, datetime, Decimal, bool]] = []
+    for a, b, piece in _cut(start, end, dispatch):
+        if piece is not None:
+            way = direction or (Direction.EXPORT if piece.export_kw > 0 else Direction.IMPORT)
+            otherwise = piece.kw(way)
+        else:
+            way = direction or _only_way(resource)
+            if way is None:
+                return None  # a disconnected battery with no position: which rating it would have run at is unknown
+            rating = rating_kw(resource, way)
+            if rating is None:
+                return None
+            otherwise = rating
+        out.append((a, b, max(otherwise - limit_kw, Decimal(0)), way is Direction.EXPORT))
+    return out
+
+
+def _direction(control: Control, resource: Resource) -> Direction | None:
+    """Which flow a kW control limits: export or import power as it says, real power by what the resource is."""
+    if control.signal is ControlSignal.EXPORT_POWER:
+        return Direction.EXPORT
+    if control.signal is ControlSignal.IMPORT_POWER:
+        return Direction.IMPORT
+    if control.signal is ControlSignal.REAL_POWER:
+        return Direction.EXPORT if _curbs_output(control, resource) else Direction.IMPORT
+    return None
+
+
+def _only_way(resource: Resource) -> Direction | None:
+    """The one direction a resource of its kind can flow in (None: either, like a battery)."""
+    ways = [d for d in Direction if can_serve(resource, d)]
+    return ways[0] if len(ways) == 1 else None
+
+
+def _cut(
+    start: datetime, end: datetime, dispatch: Sequence[Dispatched]
+) -> list[tuple[datetime, datetime, Dispatched | None]]:
+    """[start, end) cut where the resource's dispatch begins or ends, each piece with the dispatch covering it."""
+    inner = {m for d in dispatch for m in (d.start, d.end) if start < m < end}
+    bounds = [start, *sorted(inner), end]
+    return [(a, b, next((d for d in dispatch if d.start <= a and b <= d.end), None)) for a, b in pairwise(bounds)]
 
 
 def _kw(value: Decimal, market: Market) -> Decimal:

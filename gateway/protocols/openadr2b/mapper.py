@@ -2,9 +2,10 @@
 
 Inbound: an event becomes one canonical Control per signal (a Control has one signal, an event may carry a SIMPLE
 level and a price side by side); an oadrCreatedEvent's optIn/optOut becomes a Response (and an optOut an
-Override: the customer always decides); an oadrCreateOpt becomes Overrides; telemetry in an oadrUpdateReport
-becomes metered Deliveries. Outbound: a Control or a price Tender becomes an event for one VEN, with the status,
-currentValue and targets that VEN must see.
+Override: the customer always decides), and an error responseCode a rejected Response (the VEN cannot act on the
+event); an oadrCreateOpt becomes Overrides; telemetry in an oadrUpdateReport becomes metered Deliveries.
+Outbound: a Control or a price Tender becomes an event for one VEN, with the status, currentValue and targets that
+VEN must see.
 
 Numbers stay Decimal end to end; a value the mapping cannot carry exactly is refused, never rounded.
 Priorities: OpenADR counts 1 as the highest and 0 as "no priority" (the lowest); canonical 0 is the highest, so
@@ -194,22 +195,58 @@ def event_override_id(party_id: str, control_id: str) -> str:
     return f"oadr-optout.{party_id}.{control_id}"
 
 
+_CODE_NAMES = {
+    ResponseCode.OUT_OF_SEQUENCE: "out of sequence",
+    ResponseCode.NOT_ALLOWED: "not allowed",
+    ResponseCode.INVALID_ID: "invalid ID",
+    ResponseCode.NOT_RECOGNIZED: "not recognized",
+    ResponseCode.INVALID_DATA: "invalid data",
+    ResponseCode.COMPLIANCE_ERROR: "compliance error",
+    ResponseCode.SIGNAL_NOT_SUPPORTED: "signal not supported",
+    ResponseCode.REPORT_NOT_SUPPORTED: "report not supported",
+    ResponseCode.TARGET_MISMATCH: "target mismatch",
+    ResponseCode.NOT_REGISTERED_OR_AUTHORIZED: "not registered or authorized",
+    ResponseCode.DEPLOYMENT_ERROR: "deployment error",
+}
+
+
+def refusal_status(code: int) -> ResponseStatus | None:
+    """What a VEN's responseCode for one event says, canonically: None for success (2xx: its optType counts).
+
+    The 2.0b profile groups its error codes in two: 46x are *deployment* errors (the event is valid, but this
+    deployment cannot act on it: a signal or report it does not support, a target that is not its own), which is
+    2030.5's "rejected: not applicable to this device"; 45x are *compliance* errors (the VEN finds the event itself
+    wrong: out of sequence, an invalid id or data, not allowed), and any other code, "rejected: invalid"."""
+    if 200 <= code < 300:
+        return None
+    if 460 <= code < 470:
+        return ResponseStatus.REJECTED_NOT_APPLICABLE
+    return ResponseStatus.REJECTED_INVALID
+
+
 def event_response_to_canonical(
     answer: EventResponse, party_id: str, control: Control | None, at: datetime, resource_id: str | None = None
 ) -> list[Response | Override]:
     """An optIn/optOut for one event: a Response, and, when the event's ``control`` is known (its span is the
     override's), an Override that an optOut makes active and a later optIn withdraws. ``resource_id``: the one
     resource of the party the event names, if it names exactly one (the VEN then answered for that resource, and
-    the override must compete with that resource's overrides from other edges); otherwise the party as a whole."""
+    the override must compete with that resource's overrides from other edges); otherwise the party as a whole.
+
+    An answer with an error responseCode (openleadr's VEN answers 460 to an ``x-`` signal it does not know) is a
+    VEN that cannot act on the event, not a customer's choice: a rejected Response with the code and the VEN's
+    description, and no Override whatever its optType (see :func:`refusal_status`)."""
     opted_out = answer.opt_type is OptType.OPT_OUT
+    refused = refusal_status(answer.code)
     response = Response(
         id=response_id(party_id, answer.event_id, answer.modification_number),
         subject=Subject(kind=SubjectKind.CONTROL, id=control.id if control else answer.event_id),
         party_id=party_id,
-        status=ResponseStatus.OPTED_OUT if opted_out else ResponseStatus.OPTED_IN,
+        resource_id=resource_id,
+        status=refused or (ResponseStatus.OPTED_OUT if opted_out else ResponseStatus.OPTED_IN),
         at=at,
+        description=None if refused is None else _refusal_text(answer),
     )
-    if control is None:
+    if control is None or refused is not None:
         return [response]
     override = Override(
         id=event_override_id(party_id, control.id),
@@ -225,6 +262,13 @@ def event_response_to_canonical(
         created_at=at,
     )
     return [response, override]
+
+
+def _refusal_text(answer: EventResponse) -> str:
+    name = _CODE_NAMES.get(answer.code, "error")
+    said = answer.description.strip()
+    text = f"OpenADR 2.0b responseCode {answer.code} ({name})" + (f": {said}" if said else "")
+    return text[:1000]
 
 
 def opt_override_ids(opt_id: str, count: int) -> list[str]:

@@ -247,6 +247,8 @@ class Vtn:
                 own = {r.id for r in await asyncio.to_thread(self.directory.resources_of, record.party_id)}
                 named = [r for r in control.targets.resource_ids if r in own]
                 resource = named[0] if len(named) == 1 else None
+            # An error responseCode (460 for a signal the VEN does not know) is recorded as a rejected Response and
+            # makes no Override: a VEN that cannot act did not opt out. Either way the VEN gets 200: it was heard.
             objects.extend(mapper.event_response_to_canonical(answer, record.party_id, control, at, resource))
         await self._ingest(objects, record, message.request_id)
         return _ok(Payload.RESPONSE, message, record.ven_id)
