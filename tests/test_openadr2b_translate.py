@@ -71,3 +71,34 @@ def test_what_cannot_be_translated_fails_cleanly(tmp_path: Path) -> None:
     source = tmp_path / "curve.json"
     source.write_text(json.dumps({"payload": curve}))
     assert_clean_failure(tgw("translate", "--from", "canonical", "--to", "openadr2b", str(source)), "curve")
+
+
+def test_a_refused_event_goes_back_out_with_its_code(tmp_path: Path) -> None:
+    """A canonical 'rejected' Response is an oadrCreatedEvent carrying the VEN's error code, not an optOut, and reads
+    back as the same status (460 deployment error: not applicable; 454 compliance error: invalid)."""
+    answers = [
+        {
+            "object_type": "response",
+            "id": f"r{n}",
+            "subject": {"kind": "control", "id": f"peak-{n}"},
+            "party_id": "ven-a",
+            "status": status,
+        }
+        for n, status in enumerate(["rejected_not_applicable", "rejected_invalid", "opted_out"])
+    ]
+    source = tmp_path / "responses.json"
+    source.write_text(json.dumps([{"payload": a} for a in answers]))
+    out = tgw("translate", "--from", "canonical", "--to", "openadr2b", str(source))
+    assert out.returncode == 0, out.stderr
+    message = codec.decode(out.stdout.encode())
+    assert [(r.code, r.opt_type.value) for r in message.event_responses] == [
+        (460, "optIn"),
+        (454, "optIn"),
+        (200, "optOut"),
+    ]
+    xml = tmp_path / "created.xml"
+    xml.write_bytes(out.stdout.encode())
+    back = tgw("translate", "--from", "openadr2b", "--to", "canonical", str(xml))
+    assert back.returncode == 0, back.stderr
+    statuses = [e["payload"]["status"] for e in json.loads(back.stdout) if e["payload"]["object_type"] == "response"]
+    assert statuses == ["rejected_not_applicable", "rejected_invalid", "opted_out"]

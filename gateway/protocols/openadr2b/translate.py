@@ -99,21 +99,32 @@ def _events(controls: list[Control]) -> OadrMessage:
     )
 
 
-_OPT_OUT = {ResponseStatus.OPTED_OUT, ResponseStatus.PARTIAL_OPT_OUT, ResponseStatus.REJECTED_NOT_APPLICABLE}
+_OPT_OUT = {ResponseStatus.OPTED_OUT, ResponseStatus.PARTIAL_OPT_OUT}
+_REFUSED = {
+    # The inverse of mapper.refusal_status: the code a VEN sends when it cannot act on the event (46x, deployment)
+    # or finds it wrong (45x, compliance); the optType of a refusal says nothing, so it is optIn as the profile's
+    # examples send it.
+    ResponseStatus.REJECTED_NOT_APPLICABLE: (460, "signal not supported"),
+    ResponseStatus.REJECTED_INVALID: (454, "invalid data"),
+}
 
 
 def _created_event(responses: list[Response]) -> OadrMessage:
     ven = responses[0].party_id
     if ven is None or any(r.party_id != ven for r in responses):
         raise TranslationError("an oadrCreatedEvent answers for one VEN: every response needs the same party_id")
-    answers = [
-        EventResponse(
-            event_id=r.subject.id,
-            modification_number=0,
-            opt_type=OptType.OPT_OUT if r.status in _OPT_OUT else OptType.OPT_IN,
+    answers = []
+    for r in responses:
+        code, text = _REFUSED.get(r.status, (200, "OK"))
+        answers.append(
+            EventResponse(
+                event_id=r.subject.id,
+                modification_number=0,
+                opt_type=OptType.OPT_OUT if r.status in _OPT_OUT else OptType.OPT_IN,
+                code=code,
+                description=r.description or text if code != 200 else "OK",
+            )
         )
-        for r in responses
-    ]
     return OadrMessage(payload=Payload.CREATED_EVENT, response=EiResponse(), ven_id=ven, event_responses=answers)
 
 
