@@ -619,7 +619,12 @@ def test_a_2030_5_device_sees_its_curtailment_as_an_export_limit(tmp_path: Path,
         store.close()
 
 
-def test_an_openadr_ven_receives_its_partys_curtailment(tmp_path: Path, policy_file: Path) -> None:
+def curtail_bob_over_openadr(
+    tmp_path: Path, policy_file: Path, answer: str
+) -> tuple[Store, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Bob's VEN (openleadr, mutual TLS, signed answers) registers and polls; the operator curtails in bid order; the
+    VEN polls again and answers every event it receives with ``answer``. Returns the store (the caller closes it),
+    the events the VEN received and the allocation the operator was given."""
     import asyncio
 
     (tmp_path / "pki").mkdir()
@@ -639,37 +644,40 @@ def test_an_openadr_ven_receives_its_partys_curtailment(tmp_path: Path, policy_f
 
     async def on_event(event: dict[str, Any]) -> str:
         received.append(event)
-        return "optIn"
+        return answer
 
-    try:
-        with serve_in_thread(create_app(settings, store=store), **tls) as base:
+    with serve_in_thread(create_app(settings, store=store), **tls) as base:
 
-            async def scenario() -> None:
-                ven = OpenADRClient(
-                    ven_name="ven-bob",
-                    vtn_url=base + "/OpenADR2/Simple/2.0b",
-                    cert=str(ven_cert.cert),
-                    key=str(ven_cert.key),
-                    ca_file=str(ca.ca_file),
-                    vtn_fingerprint=short_fingerprint(server.der),
-                    show_fingerprint=False,
-                )
-                ven.add_handler("on_event", on_event)
-                try:
-                    await ven.create_party_registration()
-                    assert ven.ven_id == "bob"
-                    await ven.poll()
-                    with tls_client(ca, ven_cert, base) as api:
-                        answer = api.post("/v1/curtailments", json=request(method="bid_order"))
-                        assert answer.status_code == 201, answer.text
-                        allocation.extend(answer.json()["allocation"])
-                    await ven._poll()
-                finally:
-                    await ven.stop()
+        async def scenario() -> None:
+            ven = OpenADRClient(
+                ven_name="ven-bob",
+                vtn_url=base + "/OpenADR2/Simple/2.0b",
+                cert=str(ven_cert.cert),
+                key=str(ven_cert.key),
+                ca_file=str(ca.ca_file),
+                vtn_fingerprint=short_fingerprint(server.der),
+                show_fingerprint=False,
+            )
+            ven.add_handler("on_event", on_event)
+            try:
+                await ven.create_party_registration()
+                assert ven.ven_id == "bob"
+                await ven.poll()
+                with tls_client(ca, ven_cert, base) as api:
+                    posted = api.post("/v1/curtailments", json=request(method="bid_order"))
+                    assert posted.status_code == 201, posted.text
+                    allocation.extend(posted.json()["allocation"])
+                await ven._poll()  # the events, answered by the VEN's oadrCreatedEvent before this returns
+            finally:
+                await ven.stop()
 
-            asyncio.run(scenario())
-    finally:
-        store.close()
+        asyncio.run(scenario())
+    return store, received, allocation
+
+
+def test_an_openadr_ven_receives_its_partys_curtailment(tmp_path: Path, policy_file: Path) -> None:
+    store, received, allocation = curtail_bob_over_openadr(tmp_path, policy_file, "optIn")
+    store.close()
     ids = {s["control_id"] for s in allocation if s["party_id"] == "bob" and s["control_id"]}
     assert {e["event_descriptor"]["event_id"] for e in received} == ids  # Bob's two, not Cat's
     limits = {}
@@ -687,51 +695,8 @@ def test_a_ven_that_does_not_know_the_limit_signal_is_recorded_as_rejecting_it(
     """openleadr's VEN answers 460 (signal not supported) to the x- limit signals, with whatever optType its
     on_event returned. The VTN records a rejected Response per event, with the code and the resource, and stores no
     Override: a VEN that cannot act did not opt out (here its handler even says optOut)."""
-    import asyncio
-
-    (tmp_path / "pki").mkdir()
-    ca = TestCa(tmp_path / "pki", kind="rsa")
-    server, ven_cert = ca.issue("vtn", server=True), ca.issue("ven-bob")
-    store = Store(f"sqlite:///{tmp_path / 'gw.db'}")
-    seed(store, {"bob": {"oadr-fingerprint": short_fingerprint(ven_cert.der)}})
-    settings = Settings(
-        market_tick_seconds=0,
-        override_mappings=str(policy_file),
-        openadr_sign_cert=str(server.cert),
-        openadr_sign_key=str(server.key),
-    )
-    tls = server_tls_options(str(server.cert), str(server.key), str(ca.ca_file), require_client=True)
-    allocation: list[dict[str, Any]] = []
-
-    async def on_event(event: dict[str, Any]) -> str:
-        return "optOut"
-
+    store, _received, allocation = curtail_bob_over_openadr(tmp_path, policy_file, "optOut")
     try:
-        with serve_in_thread(create_app(settings, store=store), **tls) as base:
-
-            async def scenario() -> None:
-                ven = OpenADRClient(
-                    ven_name="ven-bob",
-                    vtn_url=base + "/OpenADR2/Simple/2.0b",
-                    cert=str(ven_cert.cert),
-                    key=str(ven_cert.key),
-                    ca_file=str(ca.ca_file),
-                    vtn_fingerprint=short_fingerprint(server.der),
-                    show_fingerprint=False,
-                )
-                ven.add_handler("on_event", on_event)
-                try:
-                    await ven.create_party_registration()
-                    await ven.poll()
-                    with tls_client(ca, ven_cert, base) as api:
-                        answer = api.post("/v1/curtailments", json=request(method="bid_order"))
-                        assert answer.status_code == 201, answer.text
-                        allocation.extend(answer.json()["allocation"])
-                    await ven._poll()  # the events, answered by the VEN's oadrCreatedEvent before this returns
-                finally:
-                    await ven.stop()
-
-            asyncio.run(scenario())
         bobs = {s["control_id"]: s["resource_id"] for s in allocation if s["party_id"] == "bob" and s["control_id"]}
         assert len(bobs) == 2
         responses = {r.subject.id: r for r in store.list(MessageKind.RESPONSE, limit=None) if isinstance(r, Response)}
