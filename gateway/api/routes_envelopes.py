@@ -9,12 +9,13 @@ changed. GET lists the envelopes that bound the market's network in a window, op
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from gateway.api.routes_markets import utc_param
 from gateway.market.grid import (
     ENVELOPE_PROTOCOL,
     EnvelopeError,
@@ -56,14 +57,6 @@ def _market(request: Request, market_id: str) -> Market:
         return runner.market(market_id)
     except UnknownMarket as exc:
         raise HTTPException(404, str(exc)) from exc
-
-
-def _utc(instant: datetime | None, name: str) -> datetime | None:
-    if instant is None:
-        return None
-    if instant.tzinfo is None:
-        raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2030-01-07T00:00:00Z")
-    return instant.astimezone(UTC)
 
 
 @router.post(
@@ -116,7 +109,7 @@ async def listed(
     end: Annotated[datetime | None, Query(description="only envelopes with a period starting before this")] = None,
     source: Annotated[EnvelopeSource | None, Query(description="operator or computed; absent: both")] = None,
 ) -> list[OperatingEnvelope]:
-    since, until = _utc(start, "start"), _utc(end, "end")
+    since, until = utc_param(start, "start"), utc_param(end, "end")
     market = await asyncio.to_thread(_market, request, market_id)
     try:
         return await asyncio.to_thread(envelopes_in_network, request.app.state.store, market, since, until, source)

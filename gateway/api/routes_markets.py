@@ -72,13 +72,19 @@ def _window(start: datetime | None, end: datetime | None) -> dict[str, tuple[str
     return {"interval_start": (_iso(start, "start"), _iso(end, "end"))}
 
 
-def _iso(instant: datetime | None, name: str) -> str | None:
-    """UTC ISO text as the store indexes it; a time without an offset is ambiguous and refused."""
+def utc_param(instant: datetime | None, name: str) -> datetime | None:
+    """A query time in UTC; a time without an offset is ambiguous and refused (422)."""
     if instant is None:
         return None
     if instant.tzinfo is None:
         raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2030-01-07T00:00:00Z")
-    return instant.astimezone(UTC).isoformat()
+    return instant.astimezone(UTC)
+
+
+def _iso(instant: datetime | None, name: str) -> str | None:
+    """UTC ISO text as the store indexes it."""
+    found = utc_param(instant, name)
+    return None if found is None else found.isoformat()
 
 
 def _unsettled(item: tuple[str, str, Interval]) -> Unsettled:
