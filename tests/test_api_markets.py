@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from http_helpers import post, served
 
 from gateway.api import create_app
 from gateway.api.server import serve_in_thread
@@ -32,16 +33,8 @@ CID = "m1:2024-01-07T10:00:00+00:00:PT1H"  # clearing id: market, interval start
 
 @pytest.fixture
 def http(store: Store) -> Iterator[httpx.Client]:
-    """The app with the periodic call auction off: every run in these tests is asked for explicitly."""
-    app = create_app(Settings(market_tick_seconds=0), store=store)
-    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+    with served(store) as client:
         yield client
-
-
-def post(http: httpx.Client, path: str, body: dict[str, Any], status: int = 201) -> httpx.Response:
-    response = http.post(path, json=body)
-    assert response.status_code == status, (path, body, response.text)
-    return response
 
 
 def seed(http: httpx.Client, *, network: bool = True, **market: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from certs import TestCa
+from http_helpers import post, served
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -416,15 +417,8 @@ HTTP_START = datetime(2024, 1, 7, 10, tzinfo=UTC)
 
 @pytest.fixture
 def http(store: Store) -> Iterator[httpx.Client]:
-    app = create_app(Settings(market_tick_seconds=0), store=store)
-    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+    with served(store) as client:
         yield client
-
-
-def post(http: httpx.Client, path: str, body: dict[str, Any], status: int = 201) -> httpx.Response:
-    response = http.post(path, json=body)
-    assert response.status_code == status, (path, body, response.text)
-    return response
 
 
 def seed_http(http: httpx.Client) -> None:
