@@ -697,3 +697,22 @@ def _benchmark() -> None:
 
 if __name__ == "__main__":
     _benchmark()
+
+
+@given(
+    first=st.integers(min_value=0, max_value=2**32 - 2),
+    later=st.integers(min_value=1, max_value=10**6),
+    key=st.text(max_size=60),
+)
+def test_timed_mrids_are_stable_ordered_by_time_and_carry_the_pen(first, later, key):
+    # Response ids are time-ordered so stored Responses land at the end of the store's indexes.
+    from gateway.protocols.ieee2030_5.mapper import timed_mrid
+
+    pen = 0x1234ABCD
+    mrid = timed_mrid(key, first, pen)
+    assert mrid == timed_mrid(key, first, pen)
+    assert len(mrid) == 32 and mrid.endswith("1234ABCD") and int(mrid, 16) >= 0
+    second = first + later
+    if second < 2**32:
+        assert timed_mrid("another" + key, second, pen) > mrid
+    assert timed_mrid(key + "x", first, pen) != mrid

@@ -877,3 +877,15 @@ def test_battery_needs_energy() -> None:
 
 def test_every_resolution_is_iso_8601() -> None:
     assert [r.value for r in Resolution] == ["PT4S", "PT5M", "PT15M", "PT1H", "P1D", "P1M", "P1Y"]
+
+
+def test_new_ids_are_uuid7_unique_and_ordered_by_creation() -> None:
+    # Ordered ids keep each new row at the end of the store's id indexes (a durable commit writes fewer pages).
+    import uuid
+
+    from gateway.model import new_id
+
+    ids = [new_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(value).version == 7 for value in ids)
+    assert ids == sorted(ids)

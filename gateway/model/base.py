@@ -6,7 +6,6 @@ Every canonical object derives from :class:`CanonicalModel` so that the whole mo
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
+from uuid_utils import uuid7
 
 from gateway.model.currencies import ISO_4217_CODES
 
@@ -75,8 +75,15 @@ ExactDecimal = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 
 def new_id() -> str:
-    """A fresh random identifier for objects created inside the gateway."""
-    return str(uuid.uuid4())
+    """A fresh identifier for objects and messages created inside the gateway: a UUIDv7 (RFC 9562), 48 bits of
+    milliseconds then 74 random bits.
+
+    Time-ordered rather than uuid4 because ids are indexed keys: a random key puts each new row on a random page
+    of the index, and a durable commit then writes one page per row per such index (a group of device Responses
+    dirtied ~20 index pages where ordered ids dirty one). Unique as a uuid4 is for any practical purpose; the
+    creation time it reveals is already in every envelope. ``uuid_utils`` (Rust) because the standard library
+    has no uuid7 before Python 3.14."""
+    return str(uuid7())
 
 
 def utc_now() -> datetime:

@@ -299,7 +299,7 @@ class Sep2Server(DeviceState):
         )
         kind = SubjectKind.OPERATING_ENVELOPE if rendered.source_id in self.index.envelopes else SubjectKind.CONTROL
         native = f"{device.lfdi}:{rendered.mrid}:{response.status}:{response.createdDateTime}"
-        message_id = mapper.mint_mrid(native, self.table.server.pen).lower()
+        message_id = mapper.timed_mrid(native, response.createdDateTime, self.table.server.pen).lower()
         canonical, override = mapper.response_to_canonical(
             response,
             mapper.ResponseFacts(rendered.source_id, kind, span),
