@@ -494,3 +494,21 @@ def test_sqlite_cursor_path_stores_what_the_core_path_stores(tmp_path: Any) -> N
     assert _dump(fast)["state_tender"]  # the comparison saw rows
     fast.close()
     core.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1)),
+    offset_minutes=st.integers(min_value=-23 * 60, max_value=23 * 60),
+)
+def test_sqlite_timestamp_text_is_what_sqlalchemy_writes(moment: datetime, offset_minutes: int) -> None:
+    # The cursor path formats timestamps itself (one C call); SQLAlchemy's processors must give the same text.
+    from sqlalchemy.dialects import sqlite
+
+    from gateway.store.sqlite_append import sqlite_utc_text
+    from gateway.store.tables import messages
+
+    dialect = sqlite.dialect()
+    core = messages.c.received_at.type.dialect_impl(dialect).bind_processor(dialect)
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    assert sqlite_utc_text(aware) == core(aware)
