@@ -51,6 +51,21 @@ _SEP_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _path_of(request: Request) -> str:
+    """The request's path, straight from the ASGI scope: ``request.url`` builds a whole URL object (host header,
+    query, scheme) that a 2030.5 handler only ever asks the path of, and devices post often."""
+    path: str = request.scope["path"]
+    return path
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    """One request header (``name`` in lower case), without building Starlette's Headers for the whole set."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def _server(request: Request) -> Sep2Server:
     server: Sep2Server | None = getattr(request.app.state, "sep2", None)
     if server is None:
@@ -152,7 +167,7 @@ async def get_resource(request: Request) -> Response:
     device = await _caller(request, server)
     if isinstance(device, Response):
         return device
-    path = request.url.path
+    path = _path_of(request)
     if _foreign(device, path):
         return await _refuse(server, device.lfdi, 403, f"{path} belongs to another device", 1)
     page = _page(request)
@@ -170,19 +185,24 @@ async def get_resource(request: Request) -> Response:
 
 async def _body(request: Request, server: Sep2Server, device: Device, expected: tuple[type, ...]) -> Any:
     """The posted object, or a Refusal (media type, size, XML, type)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = (_header(request, b"content-type") or "").split(";")[0].strip().lower()
     if content_type != MEDIA_TYPE:
         raise Refusal(400, f"Content-Type must be {MEDIA_TYPE}, not {content_type or 'missing'}", 0)
-    declared = request.headers.get("content-length")
+    declared = _header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise Refusal(413, f"body of {declared} bytes exceeds {MAX_BODY}", 2)
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw.extend(chunk)
-        if len(raw) > MAX_BODY:
-            raise Refusal(413, f"body exceeds {MAX_BODY} bytes", 2)
+    raw: bytes | None = request.scope.get("state", {}).get("raw_body")  # read already (BodyLimit, the fast path)
+    if raw is None:
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks.extend(chunk)
+            if len(chunks) > MAX_BODY:
+                raise Refusal(413, f"body exceeds {MAX_BODY} bytes", 2)
+        raw = bytes(chunks)
+    if len(raw) > MAX_BODY:
+        raise Refusal(413, f"body exceeds {MAX_BODY} bytes", 2)
     try:
-        found = codec.decode(bytes(raw), max_bytes=MAX_BODY)
+        found = codec.decode(raw, max_bytes=MAX_BODY)
     except codec.Sep2DecodeError as exc:
         raise Refusal(400, str(exc), 0) from None
     if not isinstance(found, expected):
@@ -199,8 +219,8 @@ def _mutation(handler: Any) -> Any:
         device = await _caller(request, server)
         if isinstance(device, Response):
             return device
-        if _foreign(device, request.url.path):
-            return await _refuse(server, device.lfdi, 403, f"{request.url.path} belongs to another device", 1)
+        if _foreign(device, _path_of(request)):
+            return await _refuse(server, device.lfdi, 403, f"{_path_of(request)} belongs to another device", 1)
         try:
             return await handler(request, server, device)
         except Refusal as refusal:
@@ -226,9 +246,9 @@ async def post_end_device(request: Request, server: Sep2Server, device: Device) 
 
 @_mutation
 async def put_der_resource(request: Request, server: Sep2Server, device: Device) -> Response:
-    kind = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-    if kind not in DER_KINDS or not request.url.path.startswith(f"{device.href}/der/0/"):
-        return error(404, f"{request.url.path}: no such resource", 1)
+    kind = _path_of(request).rstrip("/").rsplit("/", 1)[-1]
+    if kind not in DER_KINDS or not _path_of(request).startswith(f"{device.href}/der/0/"):
+        return error(404, f"{_path_of(request)}: no such resource", 1)
     expected = getattr(m, DER_KINDS[kind])
     body = await _body(request, server, device, (expected,))
     await asyncio.to_thread(server.put_der, device, kind, body)
@@ -237,9 +257,9 @@ async def put_der_resource(request: Request, server: Sep2Server, device: Device)
 
 @_mutation
 async def post_response(request: Request, server: Sep2Server, device: Device) -> Response:
-    parts = request.url.path.strip("/").split("/")  # edev, S, rsps, P, rsp
+    parts = _path_of(request).strip("/").split("/")  # edev, S, rsps, P, rsp
     if len(parts) != 5 or parts[2] != "rsps" or parts[4] != "rsp":
-        return error(404, f"{request.url.path}: no such resource", 1)
+        return error(404, f"{_path_of(request)}: no such resource", 1)
     body = await _body(request, server, device, (m.DERControlResponse, m.Response))
     location, envelopes, kept = server.post_response(device, parts[3], body)
     await server.response_commit.ingest(envelopes, peer=device.lfdi)  # stored (a shared commit) before the 201
@@ -257,9 +277,9 @@ async def post_subscription(request: Request, server: Sep2Server, device: Device
 
 @_mutation
 async def delete_subscription(request: Request, server: Sep2Server, device: Device) -> Response:
-    tail = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    tail = _path_of(request).rstrip("/").rsplit("/", 1)[-1]
     if not tail.isdigit() or not await asyncio.to_thread(server.delete_subscription, device, int(tail)):
-        return error(404, f"{request.url.path}: no such subscription", 1)
+        return error(404, f"{_path_of(request)}: no such subscription", 1)
     return Response(status_code=204)
 
 
@@ -282,15 +302,15 @@ async def post_mirror_usage_point(request: Request, server: Sep2Server, device: 
 
 @_mutation
 async def post_mirror_reading(request: Request, server: Sep2Server, device: Device) -> Response:
-    number = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    number = _path_of(request).rstrip("/").rsplit("/", 1)[-1]
     if not number.isdigit() or int(number) not in server.posted(device.lfdi).mups:
-        return error(404, f"{request.url.path}: no such mirror usage point of this device", 1)
+        return error(404, f"{_path_of(request)}: no such mirror usage point of this device", 1)
     body = await _body(request, server, device, (m.MirrorMeterReading, m.MirrorMeterReadingList))
     items = list(body.MirrorMeterReading or []) if isinstance(body, m.MirrorMeterReadingList) else [body]
     readings = server.mirror_readings(device, items)
     if readings:
         await server.ingestor.ingest(readings, protocol=PROTOCOL, peer=device.lfdi)
-    return Response(status_code=201, headers={"Location": request.url.path})
+    return Response(status_code=201, headers={"Location": _path_of(request)})
 
 
 GET_PATHS: list[tuple[str, str]] = [
