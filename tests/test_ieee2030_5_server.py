@@ -60,7 +60,7 @@ from gateway.protocols.ieee2030_5.client import (
 )
 from gateway.protocols.ieee2030_5.clock import time_fields
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate, sfdi_is_valid, sfdi_of_lfdi
-from gateway.protocols.ieee2030_5.index import CanonicalIndex, History
+from gateway.protocols.ieee2030_5.index import CanonicalIndex, Device, History
 from gateway.protocols.ieee2030_5.table import TableError, load_table
 from gateway.resources import mappings_dir
 from gateway.store import Store
@@ -452,6 +452,45 @@ def test_a_an_edited_control_is_a_new_event_and_the_old_one_is_shown_cancelled(g
         assert after[new][0] == 2 and after[new][2] == before[new][2]
 
 
+def test_a_a_device_taken_off_a_control_sees_its_event_cancelled(gw: Gateway) -> None:
+    """2030.5 events are cancelled, never deleted: a device dropped from a control's targets is shown the event it
+    had cancelled (same mRID, creationTime and content) while the devices still targeted keep it active."""
+    kept_client, kept = gw.device()
+    dropped_client, dropped = gw.device()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+
+    def post(targets: list[str]) -> None:
+        body = {
+            "id": "drop-me",
+            "targets": {"resource_ids": targets},
+            "kind": "limit",
+            "signal": "real_power",
+            "unit": "percent",
+            "priority": 6,
+            "periods": [{"span": {"start": start.isoformat(), "duration": "PT1H"}, "value": "50"}],
+        }
+        ok(gw.api.post("/v1/controls", json=body))
+
+    mrid = mapper.control_mrid("drop-me", 0, PEN)
+    with kept_client, dropped_client:
+        post([kept, dropped])
+        first = statuses(dropped_client.discover())
+        assert first[mrid][0] == 1 and statuses(kept_client.discover())[mrid][0] == 1
+
+        post([kept])  # the same content, one target fewer
+        assert statuses(kept_client.discover()) == {mrid: first[mrid]}  # unchanged for the device still targeted
+        view = dropped_client.discover()
+        status, cancelled_at, created = statuses(view)[mrid]
+        assert status == 2 and cancelled_at >= first[mrid][1] and created == first[mrid][2]
+        _program, shown = find(view, mrid)
+        assert shown.DERControlBase.opModMaxLimW == 5000  # the event itself is not rewritten
+        dropped_client.respond(shown, 6)  # its acknowledgement still reaches the canonical control
+        assert [r["status"] for r in canonical(gw, "responses", subject_id="drop-me")] == ["cancelled"]
+
+        post([kept])  # a re-post changes nothing for either device
+        assert statuses(dropped_client.discover())[mrid] == (status, cancelled_at, created)
+
+
 def test_a_an_edited_operating_envelope_replaces_only_the_changed_period(gw: Gateway) -> None:
     client, resource = gw.device()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
@@ -815,6 +854,51 @@ def test_d_the_index_replays_editions_from_the_log_as_it_saw_them_live(tmp_path:
         restarted.catch_up()
         assert seen(restarted) == seen(live)
         assert restarted.cancelled_at == live.cancelled_at
+    finally:
+        store.close()
+
+
+def test_d_devices_taken_off_and_put_back_see_one_event_each(tmp_path: Path) -> None:
+    """Per device, one event per edition: live while targeted, else the cancelled copy from when it was last taken
+    off; a content edit after that is not shown to a device no longer targeted. Replayed after a restart alike."""
+    store = Store(f"sqlite:///{tmp_path / 'targets.db'}")
+    now = datetime.now(UTC).replace(microsecond=0)
+    stored = iter(range(100))
+    a, b = (Device(f"{n:040X}", n, f"res-{n}", "ann", "site-ann", f"dev {n}", None, None, 0) for n in (1, 2))
+
+    def put(value: str, *targets: Device) -> None:
+        control = Control(
+            id="c",
+            targets=ControlTargets(resource_ids=[d.resource_id for d in targets]),
+            kind="limit",
+            signal="real_power",
+            unit="percent",
+            periods=[ControlPeriod(span=TimeSpan(start=now, duration=timedelta(hours=1)), value=Decimal(value))],
+            created_at=now - timedelta(hours=1),
+        )
+        source = Source(protocol="test", peer="t", native_id="c", version=str(next(stored)))
+        store.append(Envelope(payload=control, source=source))
+        index.catch_up()
+
+    def shown(index: CanonicalIndex, device: Device) -> list[tuple[int, bool]]:
+        return sorted((e.edition.number, e.edition.cancelled_at is not None) for e in index.events_for(device))
+
+    index = CanonicalIndex(store, None)
+    try:
+        put("50", a, b)
+        assert shown(index, a) == shown(index, b) == [(0, False)]
+        put("50", a)  # b taken off
+        assert shown(index, a) == [(0, False)] and shown(index, b) == [(0, True)]
+        put("50", a, b)  # put back: the live event again (2030.5 has no way to re-announce a cancelled one)
+        assert shown(index, b) == [(0, False)]
+        put("50", a)  # taken off again: still one event for b
+        assert shown(index, b) == [(0, True)]
+        put("30", a)  # an edit b is not targeted by: a sees edition 0 cancelled and 1 live, b nothing new
+        assert shown(index, a) == [(0, True), (1, False)] and shown(index, b) == [(0, True)]
+        restarted = CanonicalIndex(store, None)
+        restarted.catch_up()
+        for device in (a, b):
+            assert shown(restarted, device) == shown(index, device)
     finally:
         store.close()
 

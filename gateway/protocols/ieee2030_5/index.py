@@ -16,7 +16,8 @@ and the earlier editions an edit replaced, shown cancelled from the moment the e
 they end (plus the grace). A version that changes nothing a device acts on in a period (a status change, a
 re-post, a new target) keeps that period's event, mRID and creationTime included; one that changes it gets the
 next edition, created when it was stored, so the new event never supersedes the old one (the cancellation ties
-with it and wins, see engine rule 4). A history is a pure function of the versions in the log and their
+with it and wins, see engine rule 4). A device a version no longer reaches (taken off the targets) is shown the
+event it had, cancelled, rather than losing it. A history is a pure function of the versions in the log and their
 ``stored_at``: after a restart it is replayed from the log (only for objects with more than one version, or
 stored cancelled), so devices are served the same mRIDs, statuses and times.
 """
@@ -73,16 +74,27 @@ class Event:
     version: Versioned  # the version whose content (and program) it shows
     edition: Edition
     fingerprint: tuple[Any, ...]
+    audience: Versioned | None = None  # a retired event: the version whose targets saw it last (None: ``version``)
 
     @property
     def end(self) -> datetime:
         return self.version.periods[self.edition.period].span.end
+
+    @property
+    def reach(self) -> Versioned:
+        """The version whose targets (or connection point) decide which devices are shown this event."""
+        return self.audience or self.version
 
     def cancelled(self, at: int) -> Event:
         """This event cancelled at ``at``; a cancelled event keeps its first cancellation."""
         if self.edition.cancelled_at is not None:
             return self
         return replace(self, edition=replace(self.edition, cancelled_at=at))
+
+    def retired(self, at: int, seen_by: Versioned) -> Event:
+        """This event taken from the devices ``seen_by`` reached (the version current until ``at``): they are
+        shown it cancelled at ``at`` (or at its earlier cancellation) rather than losing it."""
+        return replace(self.cancelled(at), audience=seen_by)
 
 
 @dataclass(slots=True)
@@ -91,7 +103,7 @@ class History:
 
     current: Versioned
     events: list[Event]  # the current events, by period
-    retired: list[Event]  # earlier editions an edit replaced: cancelled, shown until they end (+ grace)
+    retired: list[Event]  # replaced editions, copies for devices taken off: cancelled, shown until the end + grace
     numbers: dict[int, int]  # period -> the last edition number used
     last_seq: int  # the log sequence of the newest version applied (0: unknown)
     first_cancelled: int | None = None  # when a version was first stored cancelled (epoch s)
@@ -122,6 +134,10 @@ def advance(history: History | None, payload: Versioned, stored_at: int, seq: in
       a current event that was cancelled: 2030.5 cannot revive an event) retires the old event, cancelled at
       ``stored_at``, and publishes the next edition, created at ``stored_at``. Periods the version no longer has
       are retired (cancelled) too.
+    * A version that reaches fewer devices (targets dropped; an envelope moved) keeps its events for the devices
+      it still reaches and retires a cancelled copy of each for the devices the previous version reached: a
+      device taken off a control sees its event cancelled, as 2030.5 requires, instead of losing it.
+    A retired event is shown to the devices the version current until then reached (``Event.audience``).
     """
     cancelled = isinstance(payload, Control) and is_cancelled(payload)
     count = len(payload.periods)
@@ -133,15 +149,17 @@ def advance(history: History | None, payload: Versioned, stored_at: int, seq: in
     if seq and seq <= history.last_seq:
         return history  # replayed already
     first_cancelled = history.first_cancelled
+    previous = history.current
+    retired = list(history.retired)
     if cancelled:
         events = [event.cancelled(stored_at) for event in history.events]
-        retired = history.retired
         numbers = history.numbers
         if first_cancelled is None:
             first_cancelled = stored_at
+        kept = events
     else:
         events = []
-        retired = list(history.retired)
+        kept = []
         numbers = dict(history.numbers)
         old = history.events
         for period in range(count):
@@ -149,14 +167,34 @@ def advance(history: History | None, payload: Versioned, stored_at: int, seq: in
             before = old[period] if period < len(old) else None
             if before is not None and before.edition.cancelled_at is None and before.fingerprint == fingerprint:
                 events.append(before)
+                kept.append(before)
                 continue
             if before is not None:
-                retired.append(before.cancelled(stored_at))
+                retired.append(before.retired(stored_at, previous))
             number = numbers.get(period, -1) + 1
             numbers[period] = number
             events.append(Event(payload, Edition(period, number, stored_at), fingerprint))
-        retired.extend(event.cancelled(stored_at) for event in old[count:])
+        retired.extend(event.retired(stored_at, previous) for event in old[count:])
+    if kept and _reach_shrank(previous, payload):
+        retired.extend(event.retired(stored_at, previous) for event in kept)
     return History(payload, events, retired, numbers, max(seq, history.last_seq), first_cancelled)
+
+
+def _reach_shrank(before: Versioned, after: Versioned) -> bool:
+    """Whether ``after`` may reach fewer devices than ``before`` (conservative: a location replaced by its parent
+    counts as shrinking; the devices still reached are shown the live event, not the retired copy)."""
+    if isinstance(before, Control) and isinstance(after, Control):
+        old, new = before.targets, after.targets
+        if new.broadcast:
+            return False
+        return old.broadcast or not (
+            set(old.resource_ids) <= set(new.resource_ids)
+            and set(old.party_ids) <= set(new.party_ids)
+            and set(old.location_ids) <= set(new.location_ids)
+        )
+    if isinstance(before, OperatingEnvelope) and isinstance(after, OperatingEnvelope):
+        return (before.resource_id, before.location_id) != (after.resource_id, after.location_id)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,11 +462,22 @@ class CanonicalIndex:
         (cancelled) editions of those that were aimed at it when they were published."""
         locations = set(self.locations_up(device.location_id))
         for history in self.histories.values():
-            if _shown_to(history.current, device, locations):
+            live = _shown_to(history.current, device, locations)
+            if live:
                 yield from history.events
+            if not history.retired:
+                continue
+            editions = {(e.edition.period, e.edition.number) for e in history.events} if live else set()
+            dropped: dict[tuple[int, int], Event] = {}
             for event in history.retired:
-                if _shown_to(event.version, device, locations):
-                    yield event
+                key = (event.edition.period, event.edition.number)
+                if key in editions or not _shown_to(event.reach, device, locations):
+                    continue  # the device is shown this edition live, or was never shown it
+                # taken off, put back and taken off again: the last time it was taken off stands
+                earlier = dropped.get(key)
+                if earlier is None or (event.edition.cancelled_at or 0) >= (earlier.edition.cancelled_at or 0):
+                    dropped[key] = event
+            yield from dropped.values()
 
     def overrides_for(self, device: Device, now: datetime) -> list[Override]:
         """The device's party's overrides in force now or later that concern this device (named, or the party as a
