@@ -58,9 +58,9 @@ def _path_of(request: Request) -> str:
     return path
 
 
-def _header(request: Request, name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     """One request header (``name`` in lower case), without building Starlette's Headers for the whole set."""
-    for key, value in request.scope["headers"]:
+    for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -185,11 +185,11 @@ async def get_resource(request: Request) -> Response:
 
 async def _body(request: Request, server: Sep2Server, device: Device, expected: tuple[type, ...]) -> Any:
     """The posted object, or a Refusal (media type, size, XML, type)."""
-    content_type = (_header(request, b"content-type") or "").split(";")[0].strip().lower()
+    content_type = (_header(request.scope, b"content-type") or "").split(";")[0].strip().lower()
     if content_type != MEDIA_TYPE:
         raise Refusal(400, f"Content-Type must be {MEDIA_TYPE}, not {content_type or 'missing'}", 0)
-    declared = _header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    declared = _header(request.scope, b"content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise Refusal(413, f"body of {declared} bytes exceeds {MAX_BODY}", 2)
     raw: bytes | None = request.scope.get("state", {}).get("raw_body")  # read already (BodyLimit, the fast path)
     if raw is None:
@@ -199,7 +199,7 @@ async def _body(request: Request, server: Sep2Server, device: Device, expected: 
             if len(chunks) > MAX_BODY:
                 raise Refusal(413, f"body exceeds {MAX_BODY} bytes", 2)
         raw = bytes(chunks)
-    if len(raw) > MAX_BODY:
+    elif len(raw) > MAX_BODY:  # BodyLimit's bound is the whole API's, larger than a 2030.5 body's
         raise Refusal(413, f"body exceeds {MAX_BODY} bytes", 2)
     try:
         found = codec.decode(raw, max_bytes=MAX_BODY)
@@ -219,8 +219,9 @@ def _mutation(handler: Any) -> Any:
         device = await _caller(request, server)
         if isinstance(device, Response):
             return device
-        if _foreign(device, _path_of(request)):
-            return await _refuse(server, device.lfdi, 403, f"{_path_of(request)} belongs to another device", 1)
+        path = _path_of(request)
+        if _foreign(device, path):
+            return await _refuse(server, device.lfdi, 403, f"{path} belongs to another device", 1)
         try:
             return await handler(request, server, device)
         except Refusal as refusal:
@@ -246,9 +247,10 @@ async def post_end_device(request: Request, server: Sep2Server, device: Device) 
 
 @_mutation
 async def put_der_resource(request: Request, server: Sep2Server, device: Device) -> Response:
-    kind = _path_of(request).rstrip("/").rsplit("/", 1)[-1]
-    if kind not in DER_KINDS or not _path_of(request).startswith(f"{device.href}/der/0/"):
-        return error(404, f"{_path_of(request)}: no such resource", 1)
+    path = _path_of(request)
+    kind = path.rstrip("/").rsplit("/", 1)[-1]
+    if kind not in DER_KINDS or not path.startswith(f"{device.href}/der/0/"):
+        return error(404, f"{path}: no such resource", 1)
     expected = getattr(m, DER_KINDS[kind])
     body = await _body(request, server, device, (expected,))
     await asyncio.to_thread(server.put_der, device, kind, body)
@@ -257,9 +259,10 @@ async def put_der_resource(request: Request, server: Sep2Server, device: Device)
 
 @_mutation
 async def post_response(request: Request, server: Sep2Server, device: Device) -> Response:
-    parts = _path_of(request).strip("/").split("/")  # edev, S, rsps, P, rsp
+    path = _path_of(request)
+    parts = path.strip("/").split("/")  # edev, S, rsps, P, rsp
     if len(parts) != 5 or parts[2] != "rsps" or parts[4] != "rsp":
-        return error(404, f"{_path_of(request)}: no such resource", 1)
+        return error(404, f"{path}: no such resource", 1)
     body = await _body(request, server, device, (m.DERControlResponse, m.Response))
     location, envelopes, kept = server.post_response(device, parts[3], body)
     await server.response_commit.ingest(envelopes, peer=device.lfdi)  # stored (a shared commit) before the 201
@@ -277,9 +280,10 @@ async def post_subscription(request: Request, server: Sep2Server, device: Device
 
 @_mutation
 async def delete_subscription(request: Request, server: Sep2Server, device: Device) -> Response:
-    tail = _path_of(request).rstrip("/").rsplit("/", 1)[-1]
+    path = _path_of(request)
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
     if not tail.isdigit() or not await asyncio.to_thread(server.delete_subscription, device, int(tail)):
-        return error(404, f"{_path_of(request)}: no such subscription", 1)
+        return error(404, f"{path}: no such subscription", 1)
     return Response(status_code=204)
 
 
@@ -302,15 +306,16 @@ async def post_mirror_usage_point(request: Request, server: Sep2Server, device: 
 
 @_mutation
 async def post_mirror_reading(request: Request, server: Sep2Server, device: Device) -> Response:
-    number = _path_of(request).rstrip("/").rsplit("/", 1)[-1]
+    path = _path_of(request)
+    number = path.rstrip("/").rsplit("/", 1)[-1]
     if not number.isdigit() or int(number) not in server.posted(device.lfdi).mups:
-        return error(404, f"{_path_of(request)}: no such mirror usage point of this device", 1)
+        return error(404, f"{path}: no such mirror usage point of this device", 1)
     body = await _body(request, server, device, (m.MirrorMeterReading, m.MirrorMeterReadingList))
     items = list(body.MirrorMeterReading or []) if isinstance(body, m.MirrorMeterReadingList) else [body]
     readings = server.mirror_readings(device, items)
     if readings:
         await server.ingestor.ingest(readings, protocol=PROTOCOL, peer=device.lfdi)
-    return Response(status_code=201, headers={"Location": _path_of(request)})
+    return Response(status_code=201, headers={"Location": path})
 
 
 GET_PATHS: list[tuple[str, str]] = [
@@ -420,8 +425,8 @@ class Sep2FastPath:
         the body read here as the gateway's BodyLimit middleware would. A body without a Content-Length, or over
         this server's ``MAX_BODY``, goes to FastAPI (and its 413s); an exception the handler does not answer
         itself (a reused message id, the store failing) gets the app's own exception handler's answer."""
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is None or not declared.isdigit() or int(declared) > MAX_BODY:
+        declared = _header(scope, b"content-length")
+        if declared is None or not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY:
             await self.fallback(scope, receive, send)
             return
         chunks: list[bytes] = []
