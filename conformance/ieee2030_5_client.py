@@ -39,6 +39,7 @@ from conformance.ieee2030_5_server_harness import (
     Observation,
     Posted,
 )
+from gateway.protocols.ieee2030_5.suites import SEP2_SUITE
 
 EVIDENCE = 25  # exchanges attached to a case at most: enough to see the pattern, few enough to read
 SUPERSEDED = {7, 14}  # 7 superseded; 14 "aborted by another program's event" names the same fact across programs
@@ -161,6 +162,28 @@ def _timing(
 )
 def test_device_connects(run: Run) -> None:
     run.evidence(run.harness.snapshot()[:1], f"the device: LFDI {run.lfdi}, SFDI {run.sfdi}")
+
+
+@case(
+    "SEP-CLI-CONN-002",
+    "The device's TLS 1.2 handshake negotiates TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 when the server offers it first",
+    "2030.5 Security: TLS 1.2 with the cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; CSIP COMM",
+)
+def test_device_offers_the_2030_5_suite(run: Run) -> None:
+    if not run.harness.ecdsa:
+        pytest.skip(
+            f"the harness certificate ({run.config.cert}) has no EC key, so the 2030.5 suite cannot be offered;"
+            " give --cert a P-256 certificate to run this case"
+        )
+    with run.harness.lock:
+        seen = dict(run.harness.handshakes)
+    shown = ", ".join(f"{version} {suite} (x{count})" for (version, suite), count in sorted(seen.items()))
+    assert seen, "no TLS handshake from the device completed"
+    other = {key: count for key, count in seen.items() if key != ("TLSv1.2", SEP2_SUITE)}
+    assert not other, (
+        f"the device's connections negotiated {shown}; a device that offers {SEP2_SUITE} gets it here, so it does"
+        " not offer the suite 2030.5 requires"
+    )
 
 
 @case(

@@ -37,6 +37,7 @@ import pytest
 from conformance.framework import Exchange, Target, truncate
 from gateway.protocols.ieee2030_5 import codec
 from gateway.protocols.ieee2030_5 import models as m
+from gateway.protocols.ieee2030_5.suites import allow_sep2_suite
 
 MEDIA_TYPE = codec.MEDIA_TYPE
 CLOCK_TOLERANCE = 60  # seconds the DUT's clock may differ from ours (option ``clock_tolerance``)
@@ -130,6 +131,7 @@ def _ssl_context(target: Target, cert: str | None, key: str | None) -> ssl.SSLCo
     if not target.url.startswith("https"):
         return True
     context = ssl.create_default_context(cafile=target.ca) if target.ca else ssl.create_default_context()
+    allow_sep2_suite(context)  # a strict 2030.5 server may speak nothing else
     if cert:
         context.load_cert_chain(cert, key)
     return context

@@ -21,11 +21,14 @@ Rules name the IEEE 2030.5-2018 resource or clause and, where one applies, the C
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -57,6 +60,7 @@ from conformance.ieee2030_5_harness import (
 )
 from gateway.protocols.ieee2030_5 import codec
 from gateway.protocols.ieee2030_5 import models as m
+from gateway.protocols.ieee2030_5.suites import SEP2_SUITE, sep2_only_client
 
 TERMINAL = {2: "cancelled", 3: "cancelled with randomization", 4: "superseded"}
 
@@ -660,6 +664,39 @@ def test_unknown_certificate(dut: HarnessDevice, target: Target, exchanges: list
     finally:
         stranger.close()
     problems_in(problems)
+
+
+@case(
+    "S2030-SRV-SEC-006",
+    "The DUT completes a TLS 1.2 handshake that offers only TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+    "2030.5 Security: TLS 1.2 with the cipher suite TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; CSIP COMM",
+)
+def test_strict_suite(dut: HarnessDevice, target: Target, exchanges: list[Exchange]) -> None:
+    parts = urlsplit(dut.dcap_url)
+    if parts.scheme != "https" or not parts.hostname:
+        pytest.skip(f"the target is not an https URL ({dut.dcap_url}): there is no TLS handshake to judge")
+    host, port = parts.hostname, parts.port or 443
+    exchange = Exchange("TLS", f"{host}:{port}", f"ClientHello offering TLS 1.2 and {SEP2_SUITE} only")
+    exchanges.append(exchange)
+    context = sep2_only_client(target.ca, target.cert, target.key)
+    try:
+        plain = socket.create_connection((host, port), timeout=target.timeout)
+    except OSError as exc:
+        exchange.error = f"{type(exc).__name__}: {exc}"
+        pytest.fail(f"could not reach the DUT at {host}:{port}: {type(exc).__name__}: {exc}", pytrace=False)
+    try:
+        with plain, context.wrap_socket(plain, server_hostname=host) as tls:
+            version, suite = tls.version(), (tls.cipher() or ("?",))[0]
+    except (ssl.SSLError, OSError) as exc:
+        exchange.error = f"{type(exc).__name__}: {exc}"
+        pytest.fail(
+            f"the TLS handshake offering only TLS 1.2 and {SEP2_SUITE} failed ({exc}): devices whose stack offers"
+            " just the suite 2030.5 requires cannot connect (the server needs an ECDSA P-256 certificate and the"
+            " suite enabled)",
+            pytrace=False,
+        )
+    exchange.response = f"negotiated {version} {suite}"
+    assert (version, suite) == ("TLSv1.2", SEP2_SUITE), f"negotiated {version} {suite}"
 
 
 # --- subscriptions -----------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from conformance.ieee2030_5_client_script import Script, ScriptedControl, Script
 from conformance.ieee2030_5_harness import lfdi_of_der, sfdi_of_lfdi
 from gateway.protocols.ieee2030_5 import codec
 from gateway.protocols.ieee2030_5 import models as m
+from gateway.protocols.ieee2030_5.suites import allow_sep2_suite, is_ecdsa_certificate
 
 MEDIA_TYPE = codec.MEDIA_TYPE
 DEFAULT_PACE = 10  # seconds per scenario unit: the whole script lasts 16 units plus the allowance for lateness
@@ -239,6 +240,8 @@ class HarnessServer:
         self.script: Script | None = None
         self.observations: list[Observation] = []
         self.refusals: dict[str, int] = {}
+        self.handshakes: dict[tuple[str, str], int] = {}  # (TLS version, suite) -> connections that negotiated it
+        self.ecdsa = False  # whether the harness's certificate can carry the 2030.5 suite (set by start)
         self.handed_out: set[str] = {config.dcap_path}
         self.stored: dict[str, list[m.Response]] = {}
         self._read: dict[int, Posted] = {}  # observation index -> its POST read as a Response
@@ -250,7 +253,13 @@ class HarnessServer:
     def start(self) -> None:
         """Listen on the target's host and port; raises OSError (ssl.SSLError included) with the reason."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # 2030.5 is TLS 1.2 with one suite. Offering only 1.2, the 2030.5 suite first and the server's order winning,
+        # the suite a connection negotiates says whether the device offers it (SEP-CLI-CONN-002); devices that do
+        # not still connect with another suite, so the other cases can judge them.
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+        allow_sep2_suite(context, first=True)
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        self.ecdsa = is_ecdsa_certificate(self.config.cert)
         context.load_cert_chain(self.config.cert, self.config.key)
         context.load_verify_locations(cafile=self.config.ca)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -297,6 +306,10 @@ class HarnessServer:
     def refused(self, reason: str) -> None:
         with self.lock:
             self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
+    def handshook(self, version: str, suite: str) -> None:
+        with self.lock:
+            self.handshakes[(version, suite)] = self.handshakes.get((version, suite), 0) + 1
 
     # --- requests ---------------------------------------------------------------------------------------------
 
@@ -661,6 +674,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.harness.refused(f"a TLS handshake from {self.client_address[0]} failed: {exc}")
             return
         self.peer = connection.getpeercert(binary_form=True)
+        self.server.harness.handshook(connection.version() or "?", (connection.cipher() or ("?",))[0])
         with self.server.open_lock:
             self.server.open.add(connection)
         try:

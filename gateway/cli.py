@@ -192,6 +192,14 @@ def serve(
         fail("give both --tls-cert and --tls-key (or neither)")
     if tls_client_ca and not tls_cert:
         fail("--tls-client-ca needs --tls-cert and --tls-key: client certificates are only asked for over HTTPS")
+    ecdsa = True
+    if tls_cert:
+        from gateway.protocols.ieee2030_5.suites import is_ecdsa_certificate
+
+        try:
+            ecdsa = is_ecdsa_certificate(tls_cert)
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read the certificate in --tls-cert {tls_cert}: {exc}")
     broker = "none (no broker configured)"
     if settings.mqtt_url:
         from gateway.protocols.mqtt import parse_mqtt_url
@@ -248,6 +256,11 @@ def serve(
         from gateway.api.tls import server_tls_options
 
         tls = server_tls_options(tls_cert, tls_key, tls_client_ca, require_client=True)
+        if not ecdsa:
+            console.print(
+                "  [yellow]note[/]     --tls-cert has no EC key: 2030.5 devices that offer only the suite the standard"
+                " requires (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8) cannot connect; use a P-256 certificate for them"
+            )
     config = uvicorn.Config(
         create_app(settings, store=store),
         host=host,

@@ -158,3 +158,11 @@ def test_demo_runs_the_whole_scenario(tmp_path: Path) -> None:
 def test_help_and_version(args: list[str]) -> None:
     result = tgw(*args)
     assert result.returncode == 0 and result.stdout.strip()
+
+
+def test_serve_refuses_a_certificate_it_cannot_read(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere.pem")
+    result = tgw(
+        "serve", "--database-url", f"sqlite:///{tmp_path / 'x.db'}", "--tls-cert", missing, "--tls-key", missing
+    )
+    assert_clean_failure(result, "cannot read the certificate in --tls-cert", "nowhere.pem")

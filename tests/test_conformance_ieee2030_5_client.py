@@ -15,6 +15,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -141,6 +143,18 @@ class LocalClock(Sep2Client):
         return int(time.time())
 
 
+class WithoutTheSuite(Sep2Client):
+    """Offers Python's default TLS suites only, not the one 2030.5 requires."""
+
+    def __init__(self, base_url: str, cert: str | Path, key: str | Path, ca: str | Path, **kwargs: Any) -> None:
+        super().__init__(base_url, cert, key, ca, **kwargs)
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(str(cert), str(key))
+        timeout = self.http.timeout
+        self.http.close()
+        self.http = httpx.Client(verify=context, timeout=timeout)
+
+
 class IgnoresSupersession(ControlTracker):
     """Weighs each program's controls on their own, so a higher-primacy program's control never supersedes."""
 
@@ -179,6 +193,7 @@ VARIANTS = [
     Variant("ignores_cancellation", "SEP-CLI-CAN-001", "no Response 6", "SEP-CLI-SUP-001", client=IgnoresCancellation),
     Variant("polls_too_fast", "SEP-CLI-POLL-001", "median interval", "SEP-CLI-RSP-002", poll_rate=0.2),
     Variant("local_clock", "SEP-CLI-TIME-002", "is the device using its own?", "SEP-CLI-TIME-001", client=LocalClock),
+    Variant("without_the_suite", "SEP-CLI-CONN-002", "does not offer", "SEP-CLI-CONN-001", client=WithoutTheSuite),
 ]
 
 

@@ -9,6 +9,7 @@ supersedes it. The broken variants are an ASGI wrapper around that same app that
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import ssl
@@ -350,6 +351,22 @@ def test_a_broken_server_fails_named_cases(
     if passing is not None:
         assert cases[passing].outcome is Outcome.PASSED, (passing, cases[passing].reason)
     assert not result.ok
+
+
+def test_a_server_without_the_2030_5_suite_fails_the_strict_handshake_case(gateway: Gateway, tmp_path: Path) -> None:
+    """The same gateway app behind uvicorn's default TLS suites (Python's, which leave CCM out): every other case
+    still reaches it, but a device offering only TLS 1.2 with ECDHE-ECDSA-AES128-CCM8 cannot."""
+    server = gateway.ca.issue("localhost-default-suites", server=True)
+    tls = server_tls_options(str(server.cert), str(server.key), str(gateway.ca.ca_file), require_client=True)
+    del tls["ssl_ciphers"]
+    with serve_in_thread(gateway.app, **tls) as base:
+        target = dataclasses.replace(gateway.target(), url=base.replace("127.0.0.1", "localhost"))
+        result = run_suite(SUITE, target, tmp_path, only=["S2030-SRV-SEC-006", "S2030-SRV-DCAP-001"])
+    cases = by_id(result)
+    assert cases["S2030-SRV-DCAP-001"].outcome is Outcome.PASSED, cases["S2030-SRV-DCAP-001"].reason
+    strict = cases["S2030-SRV-SEC-006"]
+    assert strict.outcome is Outcome.FAILED and "ECDHE-ECDSA-AES128-CCM8" in strict.reason, strict.reason
+    assert strict.exchanges and strict.exchanges[0].error, strict.exchanges
 
 
 def test_a_closed_port_fails_every_case_without_crashing(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from certs import Issued, TestCa
 from fastapi import FastAPI
+from fastapi.responses import Response
 
 from gateway.api import create_app
 from gateway.api.server import serve_in_thread
@@ -38,6 +39,7 @@ from gateway.protocols.ieee2030_5 import codec, mapper
 from gateway.protocols.ieee2030_5 import models as m
 from gateway.protocols.ieee2030_5.client import ControlTracker, Sep2Client, Sep2ClientError
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate
+from gateway.protocols.ieee2030_5.suites import SEP2_SUITE
 from gateway.resources import mappings_dir
 from gateway.store import Store
 
@@ -544,3 +546,33 @@ def test_der_resources_put_by_the_device_read_back_where_they_live(gw: Gateway) 
         with pytest.raises(Sep2ClientError, match="takes a DERStatus") as refused:
             client.put(href, m.DERAvailability(readingTime=1))
         assert refused.value.status == 400 and client.get(href, m.DERStatus) == status
+
+
+def test_the_client_reaches_a_server_that_speaks_only_what_2030_5_requires(tmp_path: Path) -> None:
+    """A strict utility server: TLS 1.2 only, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 only. Python's default client
+    suites leave CCM out; the client adds it, or a conformance run against such a server could not even connect."""
+    ca = TestCa(tmp_path)
+    server, device = ca.issue("localhost", server=True), ca.issue("strict-device")
+    dcap = codec.encode(m.DeviceCapability(href="/dcap", pollRate=900))
+    app = FastAPI()
+
+    @app.get("/dcap")
+    def device_capability() -> Response:
+        return Response(dcap, media_type=codec.MEDIA_TYPE)
+
+    def strict(_config: Any, default: Any) -> ssl.SSLContext:
+        context: ssl.SSLContext = default()
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(SEP2_SUITE)
+        return context
+
+    tls = server_tls_options(str(server.cert), str(server.key), str(ca.ca_file), require_client=True)
+    with serve_in_thread(app, **tls, ssl_context_factory=strict) as base:  # type: ignore[arg-type]
+        base = base.replace("127.0.0.1", "localhost")
+        with Sep2Client(base, cert=device.cert, key=device.key, ca=ca.ca_file) as client:
+            assert client.get("/dcap", m.DeviceCapability).pollRate == 900
+        with (
+            pytest.raises(httpx.ConnectError),
+            httpx.Client(verify=ssl.create_default_context(cafile=str(ca.ca_file))) as plain,
+        ):
+            plain.get(f"{base}/dcap")  # Python's defaults alone share no suite with it: what the client fixed

@@ -9,6 +9,7 @@ past, so the engine's "now" has already passed every moment a test checks: nothi
 from __future__ import annotations
 
 import dataclasses
+import socket
 import ssl
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -61,6 +63,7 @@ from gateway.protocols.ieee2030_5.client import (
 from gateway.protocols.ieee2030_5.clock import time_fields
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate, sfdi_is_valid, sfdi_of_lfdi
 from gateway.protocols.ieee2030_5.index import CanonicalIndex, Device, History
+from gateway.protocols.ieee2030_5.suites import SEP2_SUITE, sep2_only_client
 from gateway.protocols.ieee2030_5.table import TableError, load_table
 from gateway.resources import mappings_dir
 from gateway.store import Store
@@ -112,6 +115,11 @@ class Gateway:
 
     def device(self, name: str | None = None, *, max_kw: str = "10") -> tuple[Sep2Client, str]:
         """A provisioned device (its own certificate, a resource carrying its LFDI and PIN) and its resource id."""
+        issued, name = self.provision(name, max_kw=max_kw)
+        return self.client(issued), name
+
+    def provision(self, name: str | None = None, *, max_kw: str = "10") -> tuple[Issued, str]:
+        """A device's certificate and the resource that carries its LFDI and PIN (the resource id)."""
         name = name or f"dev{next(self.names)}"
         issued = self.ca.issue(name)
         lfdi = lfdi_of_certificate(issued.der)
@@ -125,7 +133,7 @@ class Gateway:
             "identities": {"lfdi": lfdi, "ieee2030_5-pin": str(PIN)},
         }
         ok(self.api.post("/v1/resources", json=resource))
-        return self.client(issued), name
+        return issued, name
 
     def client(self, issued: Issued, pin: int | None = PIN) -> Sep2Client:
         return Sep2Client(self.base, cert=issued.cert, key=issued.key, ca=self.ca.ca_file, pin=pin)
@@ -593,6 +601,27 @@ def test_b_an_unknown_certificate_and_another_devices_paths_are_403(
             notificationURI="https://x/",
         )
         refused(raw(client, "POST", f"/edev/{other.sfdi}/sub", codec.encode(sub)), 403)
+
+
+def test_b_a_device_offering_only_the_suite_2030_5_requires_is_served(gw: Gateway) -> None:
+    """TLS 1.2 with TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 and nothing else, as strict device stacks offer: Python's
+    default suites leave CCM out, so unless the gateway adds it this handshake fails with "no shared cipher"."""
+    issued, _resource = gw.provision()
+    sfdi = sfdi_of_lfdi(lfdi_of_certificate(issued.der))
+    context = sep2_only_client(str(gw.ca.ca_file), str(issued.cert), str(issued.key))
+    host, port = urlsplit(gw.base).hostname or "", urlsplit(gw.base).port or 443
+    with (
+        socket.create_connection((host, port), timeout=10) as plain,
+        context.wrap_socket(plain, server_hostname=host) as tls,
+    ):
+        assert (tls.version(), tls.cipher()[0]) == ("TLSv1.2", SEP2_SUITE)
+        tls.sendall(f"GET /edev/{sfdi} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert codec.decode(body, m.EndDevice).sFDI == sfdi
 
 
 def test_b_a_wrong_pin_is_an_error_the_device_reports(gw: Gateway) -> None:

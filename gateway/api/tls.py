@@ -18,6 +18,8 @@ from typing import Any
 from starlette.requests import Request
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.protocols.ieee2030_5.suites import server_cipher_string
+
 
 class PeerCertificateProtocol(HttpToolsProtocol):
     """Uvicorn's HTTP/1.1 protocol, exposing the verified client certificate to the app."""
@@ -49,10 +51,14 @@ def sha256_fingerprint(der: bytes) -> str:
 
 
 def server_tls_options(certfile: str, keyfile: str, client_ca: str | None, *, require_client: bool) -> dict[str, Any]:
-    """uvicorn.Config keyword arguments for TLS 1.2+ with (optionally required) client certificates."""
+    """uvicorn.Config keyword arguments for TLS 1.2+ with (optionally required) client certificates.
+
+    The suites are Python's defaults plus the one IEEE 2030.5 requires (``suites``): the same port serves OpenADR,
+    EI and the REST API, whose peers keep the suites they prefer."""
     options: dict[str, Any] = {
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
+        "ssl_ciphers": server_cipher_string(),
         "http": PeerCertificateProtocol,
     }
     if client_ca:
