@@ -279,8 +279,10 @@ class Sep2Server(DeviceState):
         self, device: Device, program_id: str, response: Any
     ) -> tuple[str, list[Envelope], m.DERControlResponse]:
         """Check a Response and make its canonical objects; the caller ingests them, then lists the returned
-        response with :meth:`keep_response` and answers 201 with the location (its canonical message id, so the
-        same Response posted again has the same location, and it stays unique across restarts)."""
+        response with :meth:`keep_response` and answers 201 with the location. The location ends in the Response's
+        time-ordered mRID, made from what the Response says (device, control, status, createdDateTime): the same
+        Response posted again has the same location, before or after a restart, and the canonical Response's id
+        is built from it too."""
         if response.endDeviceLFDI.upper() != device.lfdi:
             raise Refusal(403, f"endDeviceLFDI {response.endDeviceLFDI} is not the LFDI of the client certificate")
         try:
