@@ -259,8 +259,8 @@ class HarnessServer:
         context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
         allow_sep2_suite(context, first=True)
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        context.load_cert_chain(self.config.cert, self.config.key)  # an unusable file fails here, as an SSLError
         self.ecdsa = is_ecdsa_certificate(self.config.cert)
-        context.load_cert_chain(self.config.cert, self.config.key)
         context.load_verify_locations(cafile=self.config.ca)
         context.verify_mode = ssl.CERT_REQUIRED
         self._http = _TlsServer((self.config.host, self.config.port), self, context)

@@ -25,10 +25,6 @@ import httpx
 import pytest
 from certs import TestCa
 from fastapi import FastAPI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from test_ieee2030_5_server import (
     PIN,
     Gateway,
@@ -37,6 +33,7 @@ from test_ieee2030_5_server import (
     control,
     der_settings,
     find,
+    notification_listener,
     ok,
     raw,
     statuses,
@@ -95,21 +92,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
 
 @pytest.fixture(scope="module")
 def listener(pki: TestCa) -> Iterator[Listener]:
-    """An HTTPS endpoint for Notifications (subscriptions need somewhere to send them)."""
-    issued = pki.issue("localhost", server=True)
-    box = Listener(url="")
-
-    async def receive(request: Request) -> Response:
-        body = await request.body()
-        with box.arrived:
-            box.bodies.append(body)
-            box.arrived.notify_all()
-        return Response(status_code=204)
-
-    app = Starlette(routes=[Route("/notify/{rest:path}", receive, methods=["POST"])])
-    tls = server_tls_options(str(issued.cert), str(issued.key), None, require_client=False)
-    with serve_in_thread(app, **tls) as base:  # type: ignore[arg-type]
-        box.url = base.replace("127.0.0.1", "localhost")
+    with notification_listener(pki) as box:
         yield box
 
 

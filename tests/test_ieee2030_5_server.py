@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -164,6 +165,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
 
 @pytest.fixture(scope="module")
 def listener(pki: TestCa) -> Iterator[Listener]:
+    with notification_listener(pki) as box:
+        yield box
+
+
+@contextmanager
+def notification_listener(pki: TestCa) -> Iterator[Listener]:
+    """An HTTPS endpoint that keeps the Notifications POSTed to it (subscriptions need somewhere to send them)."""
     issued = pki.issue("localhost", server=True)
     box = Listener(url="")
 
