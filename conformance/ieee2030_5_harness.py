@@ -37,7 +37,7 @@ import pytest
 from conformance.framework import Exchange, Target, truncate
 from gateway.protocols.ieee2030_5 import codec
 from gateway.protocols.ieee2030_5 import models as m
-from gateway.protocols.ieee2030_5.suites import allow_sep2_suite
+from gateway.protocols.ieee2030_5.suites import sep2_client
 
 MEDIA_TYPE = codec.MEDIA_TYPE
 CLOCK_TOLERANCE = 60  # seconds the DUT's clock may differ from ours (option ``clock_tolerance``)
@@ -130,11 +130,7 @@ class ProgramControls:
 def _ssl_context(target: Target, cert: str | None, key: str | None) -> ssl.SSLContext | bool:
     if not target.url.startswith("https"):
         return True
-    context = ssl.create_default_context(cafile=target.ca) if target.ca else ssl.create_default_context()
-    allow_sep2_suite(context)  # a strict 2030.5 server may speak nothing else
-    if cert:
-        context.load_cert_chain(cert, key)
-    return context
+    return sep2_client(target.ca, cert, key)
 
 
 def dcap_url(target: Target) -> str:

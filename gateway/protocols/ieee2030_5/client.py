@@ -36,7 +36,7 @@ import httpx
 from gateway.protocols.ieee2030_5 import codec, engine
 from gateway.protocols.ieee2030_5 import models as m
 from gateway.protocols.ieee2030_5.identity import lfdi_of_certificate, sfdi_of_lfdi
-from gateway.protocols.ieee2030_5.suites import allow_sep2_suite
+from gateway.protocols.ieee2030_5.suites import sep2_client
 
 __all__ = [
     "ControlTracker",
@@ -188,9 +188,7 @@ class Sep2Client:
         self.pin = pin
         self.page_size = page_size
         self.lfdi, self.sfdi = _identity_of(Path(cert))
-        context = allow_sep2_suite(ssl.create_default_context(cafile=str(ca)))  # a strict 2030.5 server's suite
-        context.load_cert_chain(str(cert), str(key))
-        self.http = httpx.Client(verify=context, timeout=timeout)
+        self.http = httpx.Client(verify=sep2_client(str(ca), str(cert), str(key)), timeout=timeout)
         self.offset = 0
         self.view: DeviceView | None = None
         self.acknowledged: set[str] = set()

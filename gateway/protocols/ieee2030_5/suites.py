@@ -38,14 +38,21 @@ def server_cipher_string() -> str:
     return ":".join([*_tls12_names(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)), SEP2_SUITE])
 
 
+def sep2_client(ca: str | None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+    """A 2030.5 client's context: Python's defaults plus the 2030.5 suite (a strict server may speak nothing else),
+    trusting ``ca`` (else the system's roots), presenting ``cert`` if given."""
+    context = allow_sep2_suite(ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context())
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
 def sep2_only_client(ca: str | None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
     """A client context that speaks exactly what 2030.5 requires, TLS 1.2 and the one suite: a peer that
     completes a handshake with it supports what a strict 2030.5 device offers."""
-    context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    context = sep2_client(ca, cert, key)
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(SEP2_SUITE)
-    if cert:
-        context.load_cert_chain(cert, key)
     return context
 
 
